@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything detectord needs on Debian/Ubuntu: the system packages
+# (apt-get), then a virtual environment in .venv with detectord, its runtime
+# dependencies and what the tests need. Safe to run again.
+#
+#   PYTHON=python3.12 ./install.sh        # choose the interpreter (3.11+)
+#   TORCH="torch==X torchvision==Y" ./install.sh   # choose the torch pair
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3}
+# mosquitto: the MQTT broker the daemon publishes to and the tests start.
+APT_PACKAGES=(mosquitto)
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "install.sh: $PYTHON is missing or older than 3.11; set PYTHON=/path/to/python3.11+" >&2
+    exit 1
+fi
+if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
+    APT_PACKAGES+=(python3-venv)
+fi
+
+if command -v apt-get >/dev/null 2>&1; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}"
+else
+    echo "install.sh: no apt-get here; install ${APT_PACKAGES[*]} with your package manager and rerun" >&2
+    exit 1
+fi
+
+# torchvision must match torch exactly; these pairs are the tested ones.
+if [ -z "${TORCH:-}" ]; then
+    case "$(uname -m)" in
+        aarch64 | arm64) TORCH="torch==2.9.1 torchvision==0.24.1" ;;
+        *) TORCH="torch==2.14.1 torchvision==0.29.1" ;;
+    esac
+fi
+
+"$PYTHON" -m venv .venv
+# shellcheck disable=SC2086  # TORCH is a list of requirement specifiers
+.venv/bin/pip install --quiet --disable-pip-version-check $TORCH
+.venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+echo "install.sh: done; activate with: . .venv/bin/activate"

@@ -1,0 +1,105 @@
+"""Named shared-memory segments with one owner.
+
+The owner creates a segment and unlinks it; every other process attaches
+*untracked*. On Python < 3.13 ``SharedMemory(name)`` registers the segment with
+multiprocessing's resource tracker even when it only attaches, and the tracker
+then unlinks it when that process exits, pulling the segment from under the
+owner (CPython gh-82300). Spawned children share their parent's tracker, so
+"register then unregister" would also drop the owner's own registration.
+Attaching therefore bypasses the tracker entirely.
+"""
+
+from __future__ import annotations
+
+import _posixshmem
+import contextlib
+import mmap
+import os
+import re
+import sys
+from multiprocessing import shared_memory
+
+import psutil
+
+PREFIX = "detectord"
+_INSTANCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class SegmentError(RuntimeError):
+    """A shared-memory segment cannot be created or attached."""
+
+
+def segment_name(instance: str, purpose: str) -> str:
+    """Name a segment after its daemon instance so that two daemons never collide."""
+    for label, value in (("instance", instance), ("segment purpose", purpose)):
+        if not _INSTANCE_RE.match(value):
+            raise SegmentError(
+                f"invalid {label} {value!r}: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+            )
+    return f"{PREFIX}-{instance}-{purpose}"
+
+
+def create(name: str, size: int) -> shared_memory.SharedMemory:
+    """Create a new segment; raises FileExistsError if the name is taken."""
+    return shared_memory.SharedMemory(name=name, create=True, size=size)
+
+
+if sys.version_info >= (3, 13):
+
+    def attach(name: str) -> shared_memory.SharedMemory:
+        """Attach to an existing segment without registering it with the resource tracker."""
+        try:
+            return shared_memory.SharedMemory(name=name, track=False)
+        except FileNotFoundError:
+            raise SegmentError(f"shared-memory segment {name!r} does not exist") from None
+
+else:
+
+    class _UntrackedSharedMemory(shared_memory.SharedMemory):
+        """SharedMemory attached without the resource tracker (what 3.13 calls track=False)."""
+
+        def __init__(self, name: str) -> None:
+            # Deliberately not super().__init__(): that is what registers with the tracker.
+            self._name = "/" + name
+            self._fd = _posixshmem.shm_open(self._name, os.O_RDWR, mode=self._mode)
+            try:
+                self._size = os.fstat(self._fd).st_size
+                self._mmap = mmap.mmap(self._fd, self._size)
+            except OSError:
+                os.close(self._fd)
+                self._fd = -1
+                raise
+            self._buf = memoryview(self._mmap)
+
+        def unlink(self) -> None:
+            raise SegmentError(f"{self.name!r} is attached, not owned: only its creator unlinks it")
+
+    def attach(name: str) -> shared_memory.SharedMemory:
+        """Attach to an existing segment without registering it with the resource tracker."""
+        try:
+            return _UntrackedSharedMemory(name)
+        except FileNotFoundError:
+            raise SegmentError(f"shared-memory segment {name!r} does not exist") from None
+
+
+def unlink_stale(name: str) -> None:
+    """Remove a segment whose owner is gone, without touching the resource tracker."""
+    with contextlib.suppress(FileNotFoundError):
+        _posixshmem.shm_unlink("/" + name)
+
+
+def process_start_time(pid: int) -> float:
+    """Start time of a live process, used with its pid to recognise pid reuse."""
+    return psutil.Process(pid).create_time()
+
+
+def owner_alive(pid: int, start_time: float) -> bool:
+    """Whether the process that recorded (pid, start_time) still runs."""
+    if pid <= 0:
+        return False
+    try:
+        return abs(process_start_time(pid) - start_time) < 0.01
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:
+        return True

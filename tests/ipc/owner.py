@@ -1,0 +1,61 @@
+"""A supervisor-like owner for lifetime tests: ``python -m tests.ipc.owner INSTANCE``.
+
+Creates a frame ring and a result ring, spawns one attached reader process,
+prints ``READY``, and runs until SIGTERM or SIGINT, then stops its child and
+closes (unlinks) the rings, like the daemon's supervisor.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+import sys
+import threading
+import time
+from multiprocessing.synchronize import Event
+
+from detectord.ipc import EndOfStream, FrameRing, ResultRing, RingHandle
+
+
+def _reader(frames: RingHandle, results: RingHandle, stop: Event) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    ring = FrameRing.attach(frames)
+    result_ring = ResultRing.attach(results)
+    reader = ring.reader(0)
+    try:
+        while not stop.is_set():
+            try:
+                reader.release(reader.read(1, timeout=0.2))
+            except EndOfStream:
+                break
+    finally:
+        result_ring.close()
+        ring.close()
+
+
+def main(instance: str) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    ctx = mp.get_context("spawn")
+    child_stop = ctx.Event()
+    with FrameRing.create(instance, slots=4) as frames, ResultRing.create(instance) as results:
+        child = ctx.Process(target=_reader, args=(frames.handle, results.handle, child_stop), daemon=True)
+        child.start()
+        writer = frames.writer()
+        sys.stdout.write("READY\n")
+        sys.stdout.flush()
+        frame_id = 0
+        while not stop.wait(0.01):
+            slot = writer.claim()
+            if slot is not None:
+                writer.publish(slot, frame_id=frame_id, capture_ts=time.time(), pts=0.0)
+                frame_id += 1
+        child_stop.set()
+        child.join(5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
