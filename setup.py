@@ -54,5 +54,5 @@ setup(
             "ruff==0.17.5",
         ],
     },
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["detectord = detectord.daemon.cli:entry_point"]},
 )

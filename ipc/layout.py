@@ -117,8 +117,9 @@ def result_layout(max_detections: int = DEFAULT_MAX_DETECTIONS) -> SlotLayout:
     """Detections of one frame, as inference hands them to the publisher or writer.
 
     ``boxes`` (float32[N, 4]) are x1, y1, x2, y2 in pixels of the frame in the
-    frame ring; only the first ``count`` rows are meaningful. ``frame_seq`` is
-    the frame's sequence number in the frame ring. ``main_index`` points into
+    frame ring; only the first ``count`` rows are meaningful. ``frame_seq`` and
+    ``frame_slot`` locate that frame in the frame ring, whose pin inference
+    hands over to the reader of these results. ``main_index`` points into
     the detections (-1: no main person) and ``track_id`` names the followed
     person across frames. Timestamps are epoch seconds.
     """
@@ -128,6 +129,7 @@ def result_layout(max_detections: int = DEFAULT_MAX_DETECTIONS) -> SlotLayout:
         fields=(
             Field("frame_id", "<i8"),
             Field("frame_seq", "<i8"),
+            Field("frame_slot", "<i4"),
             Field("capture_ts", "<f8"),
             Field("pts", "<f8"),
             Field("inference_start", "<f8"),

@@ -711,6 +711,42 @@ class RingReader(Generic[RefT]):
                 ref._released = True
             ring._wake_producer()
 
+    def hand_over(self, refs: Iterable[SlotRef], to: int) -> None:
+        """Move the pins of ``refs`` to reader ``to``, which takes them with ``adopt``.
+
+        This is how the frame inference computed on stays intact until the
+        publisher (or writer) has encoded it: the pin changes hands under the
+        lock, so there is no instant at which the slot is unpinned. Reader
+        ``to``'s cursor moves past the handed-over frames, so in lossless mode
+        the producer waits for it as for any reader.
+        """
+        ring = self._ring
+        if not 0 <= to < ring.reader_count or to == self.index:
+            raise RingError(f"ring {ring.name!r}: cannot hand over from reader {self.index} to reader {to}")
+        todo = [ref for ref in refs if not ref._released]
+        target_pins, target_row = ring._pin_rows[to], ring._rows[to]
+        with ring._locked:
+            for ref in todo:
+                if ref._reader is not self:
+                    raise RingError(f"slot {ref.index} was read by reader {ref._reader.index}, not {self.index}")
+                self._pins[ref.index] -= 1
+                target_pins[ref.index] += 1
+                target_row[_CURSOR] = max(target_row[_CURSOR], ref.seq + 1)
+                target_row[_DELIVERED] += 1
+                ref._released = True
+
+    def adopt(self, index: int, seq: int) -> RefT:
+        """Take a slot another reader handed over to this one; release it as usual."""
+        ring = self._ring
+        with ring._locked:
+            if not 0 <= index < ring.slot_count or self._pins[index] <= 0:
+                raise RingError(f"ring {ring.name!r}: slot {index} was not handed over to reader {self.index}")
+            if ring._slot_seq[index] != seq:
+                raise RingError(
+                    f"ring {ring.name!r}: slot {index} holds seq {ring._slot_seq[index]}, not the handed-over {seq}"
+                )
+        return self._ref_class(self, index, seq)
+
     def close(self) -> None:
         """Stop being this reader (a restarted stage may take over)."""
         ring = self._ring

@@ -357,3 +357,59 @@ def _header(instance: str) -> dict[str, Any]:
 
 def test_geometry_error_type_is_exported() -> None:
     assert issubclass(RingGeometryError, RingError)
+
+
+def test_a_handed_over_frame_stays_pinned_until_the_downstream_reader_releases_it(
+    ctx: SpawnContext, instance: str
+) -> None:
+    """Inference hands its frame to the publisher: the slot is never unpinned in between."""
+    requests, replies = ctx.Queue(), ctx.Queue()
+    with FrameRing.create(instance, slots=3, readers=2, mode="latest") as ring:
+        writer, inference = ring.writer(), ring.reader(0)
+        downstream = _run(ctx, workers.adopt_frames, ring.handle, 1, requests, replies)
+        handed = []
+        for frame_id in range(3):
+            slot = writer.claim()
+            assert slot is not None
+            slot["pixels"].fill(100 + frame_id)
+            writer.publish(slot, frame_id=frame_id)
+            (ref,) = inference.read(1, timeout=1)
+            inference.hand_over([ref], to=1)
+            handed.append((ref.index, ref.seq))
+        assert ring.stats().readers[0].pinned == 0
+        assert ring.stats().readers[1].pinned == 3
+        assert writer.claim() is None, "all three slots are pinned by the downstream reader"
+        for item in handed:
+            requests.put(item)
+        assert replies.get(timeout=30) == [(0, 100), (1, 101), (2, 102)]
+        _join_all([downstream])
+        assert ring.stats().readers[1].pinned == 0
+        assert writer.claim() is not None
+
+
+def test_lossless_producer_waits_for_the_reader_frames_are_handed_to(instance: str) -> None:
+    with FrameRing.create(instance, slots=2, readers=2, mode="lossless") as ring:
+        writer, inference, downstream = ring.writer(), ring.reader(0), ring.reader(1)
+        for frame_id in range(2):
+            slot = writer.claim(timeout=0)
+            assert slot is not None
+            writer.publish(slot, frame_id=frame_id)
+        refs = inference.read(2, timeout=0)
+        inference.hand_over(refs, to=1)
+        assert writer.claim(timeout=0) is None
+        adopted = downstream.adopt(refs[0].index, refs[0].seq)
+        assert adopted.frame_id == 0
+        adopted.release()
+        slot = writer.claim(timeout=0)
+        assert slot is not None and slot.index == 0
+        writer.abandon(slot)
+
+
+def test_adopting_a_slot_that_was_not_handed_over_is_an_error(instance: str) -> None:
+    with FrameRing.create(instance, slots=2, readers=2) as ring:
+        writer = ring.writer()
+        slot = writer.claim()
+        assert slot is not None
+        seq = writer.publish(slot, frame_id=0)
+        with pytest.raises(RingError, match="not handed over"):
+            ring.reader(1).adopt(slot.index, seq)

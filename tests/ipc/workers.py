@@ -130,3 +130,18 @@ def idle_reader(handle: RingHandle, index: int, seconds: float, out: Queue[Any])
         out.put({"refs": len(refs), "cpu_s": time.process_time() - start_cpu, "wall_s": time.monotonic() - start})
     finally:
         ring.close()
+
+
+def adopt_frames(handle: RingHandle, index: int, requests: Queue[Any], replies: Queue[Any]) -> None:
+    """A downstream reader: adopt three handed-over frames, report (frame id, first byte) of each."""
+    ring = FrameRing.attach(handle)
+    reader = ring.reader(index)
+    seen = []
+    try:
+        for _ in range(3):
+            slot, seq = requests.get(timeout=10)
+            with reader.adopt(slot, seq) as ref:
+                seen.append((ref.frame_id, int(ref.pixels[0, 0, 0])))
+        replies.put(seen)
+    finally:
+        ring.close()

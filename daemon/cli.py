@@ -1,0 +1,139 @@
+"""The ``detectord`` command line: parse, validate once, run, and turn errors into one line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from detectord.detection import MODELS, PROFILES, MainPersonConfig
+
+from .config import AnalyzeConfig, ConfigError, FrameConfig, ModelConfig
+from .logs import configure_logging
+from .process import StageError
+
+log = logging.getLogger("detectord")
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option in one line, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"detectord: error: {message} (see {self.prog} --help)\n")
+        sys.exit(EXIT_USAGE)
+
+
+def _frame_size(text: str) -> FrameConfig:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+        return FrameConfig(width=width, height=height)
+    except (ValueError, ConfigError) as exc:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 427x240 ({exc})") from None
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=ModelConfig.name, choices=sorted(MODELS), help="torchvision detector")
+    group.add_argument(
+        "--weights",
+        default=ModelConfig.weights,
+        help="'default' (torchvision's pretrained, downloaded once), 'random' (untrained: tests and timing "
+        "only) or a state_dict file",
+    )
+    group.add_argument("--profile", default=ModelConfig.profile, choices=sorted(PROFILES), help="inference profile")
+    group.add_argument("--device", default=ModelConfig.device, help="auto, cpu, cuda or cuda:N")
+    group.add_argument(
+        "--score-threshold", type=float, default=None, help="report detections from this score (profile's default)"
+    )
+    group.add_argument(
+        "--main-threshold",
+        type=float,
+        default=MainPersonConfig.score_threshold,
+        help="minimum score of the main person",
+    )
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="detectord", description="Real-time video object detection daemon.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v: progress messages, -vv: debugging")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    analyze = commands.add_parser(
+        "analyze",
+        help="every frame of a video: main person per frame, JSONL and an annotated video",
+        description="Analyse every frame of VIDEO exactly once, in order: detections and the main person per "
+        "frame as JSON lines, boxes in pixels of the resized frame, and optionally an annotated MP4.",
+    )
+    analyze.add_argument("video", type=Path, metavar="VIDEO")
+    analyze.add_argument("--out", type=Path, required=True, metavar="JSONL", help="one JSON line per frame")
+    analyze.add_argument("--annotated", type=Path, metavar="MP4", help="also write the annotated video")
+    analyze.add_argument("--batch", type=int, default=AnalyzeConfig.batch, help="frames per inference call")
+    analyze.add_argument(
+        "--frame-size", type=_frame_size, default=FrameConfig(), metavar="WxH", help="analysis size (427x240)"
+    )
+    analyze.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar")
+    _add_model_options(analyze)
+    return parser
+
+
+def _model_config(args: argparse.Namespace) -> ModelConfig:
+    return ModelConfig(
+        name=args.model,
+        weights=args.weights,
+        device=args.device,
+        profile=args.profile,
+        score_threshold=args.score_threshold,
+    )
+
+
+def _main_person_config(args: argparse.Namespace) -> MainPersonConfig:
+    try:
+        return MainPersonConfig(score_threshold=args.main_threshold)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _run_analyze(args: argparse.Namespace, log_level: int) -> int:
+    from .analyze import AnalysisFailed, analyze
+
+    config = AnalyzeConfig(
+        video=args.video,
+        out=args.out,
+        annotated=args.annotated,
+        batch=args.batch,
+        frame=args.frame_size,
+        model=_model_config(args),
+        main_person=_main_person_config(args),
+    )
+    try:
+        summary = analyze(config, log_level=log_level, progress=args.progress)
+    except AnalysisFailed as exc:
+        log.error("%s; the lines written so far are in %s", exc, config.out)
+        return EXIT_ERROR
+    sys.stdout.write(summary.line() + "\n")
+    return EXIT_INTERRUPTED if summary.interrupted else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    log_level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    configure_logging(log_level)
+    try:
+        return _run_analyze(args, log_level)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    except StageError as exc:
+        log.error("%s", exc)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def entry_point() -> NoReturn:
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Configuration as data: typed, frozen, validated once at the edge with messages naming the key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from detectord.detection import DEFAULT_MODEL, MODELS, PROFILES, MainPersonConfig
+from detectord.ipc.layout import DEFAULT_FRAME_SHAPE
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class FrameConfig:
+    width: int = DEFAULT_FRAME_SHAPE[1]
+    """Width of the frames every stage works on (and of published frames), pixels."""
+    height: int = DEFAULT_FRAME_SHAPE[0]
+    """Height of those frames, pixels."""
+
+    def __post_init__(self) -> None:
+        for key, value in (("frame.width", self.width), ("frame.height", self.height)):
+            if not 16 <= value <= 8192:
+                raise ConfigError(f"{key} must be between 16 and 8192 pixels, got {value}")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.height, self.width, 3
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = DEFAULT_MODEL
+    """torchvision detector to run."""
+    weights: str = "default"
+    """``default`` (torchvision's pretrained, downloaded once), ``random`` (untrained), or a file path."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
+    profile: str = "default"
+    """Inference profile: input size, proposals, score threshold (see detectord.detection.profiles)."""
+    score_threshold: float | None = None
+    """Report detections from this score; None keeps the profile's threshold."""
+
+    def __post_init__(self) -> None:
+        if self.name not in MODELS:
+            raise ConfigError(f"model.name: unknown model {self.name!r}; choose one of {', '.join(MODELS)}")
+        if self.profile not in PROFILES:
+            raise ConfigError(f"model.profile: unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}")
+        if self.weights not in ("default", "random") and not Path(self.weights).is_file():
+            raise ConfigError(f"model.weights: no such file {self.weights!r} (or use 'default' or 'random')")
+        if self.score_threshold is not None and not 0.0 <= self.score_threshold <= 1.0:
+            raise ConfigError(f"model.score_threshold must be in [0, 1], got {self.score_threshold}")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"model.device: use auto, cpu, cuda or cuda:N, not {self.device!r}")
+
+    @property
+    def max_detections(self) -> int:
+        return PROFILES[self.profile].detections_per_image
+
+
+@dataclass(frozen=True)
+class AnalyzeConfig:
+    """``detectord analyze``: one video, every frame, JSONL and an annotated video."""
+
+    video: Path
+    out: Path
+    annotated: Path | None = None
+    batch: int = 4
+    """Frames per inference call."""
+    frame: FrameConfig = field(default_factory=FrameConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    main_person: MainPersonConfig = field(default_factory=MainPersonConfig)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch <= 64:
+            raise ConfigError(f"batch must be between 1 and 64, got {self.batch}")
+        for key, path in (("out", self.out), ("annotated", self.annotated)):
+            if path is not None and not path.parent.is_dir():
+                raise ConfigError(f"{key}: directory {str(path.parent)!r} does not exist")
+        if self.annotated is not None and self.annotated.suffix.lower() != ".mp4":
+            raise ConfigError(f"annotated: write an .mp4 file, not {self.annotated.name!r}")

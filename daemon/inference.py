@@ -1,0 +1,96 @@
+"""The inference stage: frames from the frame ring, detections and the main person to the result ring.
+
+Each frame's pin is handed to the downstream reader (publisher or writer)
+before its result is published, so the frame the boxes were computed on is
+the frame that gets encoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
+from typing import Any
+
+from detectord.detection import FrameDetector, MainPersonConfig, MainPersonTracker, load_detector
+from detectord.ipc import EndOfStream, FrameRef, RingMode
+
+from .config import ModelConfig
+from .records import write_result
+from .rings import DOWNSTREAM_READER, INFERENCE_READER, WAIT_STEP_S, PipelineRings, claim
+from .telemetry import StageMeter
+
+log = logging.getLogger(__name__)
+
+DetectorFactory = Callable[[ModelConfig, tuple[int, int]], FrameDetector]
+
+
+def load_configured_detector(config: ModelConfig, frame_size: tuple[int, int]) -> FrameDetector:
+    """The detector a configuration names; the only factory the command line uses."""
+    return load_detector(
+        config.name,
+        config.weights,
+        config.device,
+        config.profile,
+        frame_size=frame_size,
+        score_threshold=config.score_threshold,
+    )
+
+
+def run_inference(
+    stop: Event,
+    reports: Queue[Any],
+    rings: PipelineRings,
+    model: ModelConfig,
+    main_person: MainPersonConfig,
+    batch: int,
+    detector_factory: DetectorFactory = load_configured_detector,
+) -> None:
+    frame_ring, result_ring = rings.attach_frames(), rings.attach_results()
+    reader, writer = frame_ring.reader(INFERENCE_READER), result_ring.writer()
+    meter = StageMeter("inference", reports)
+    held: list[FrameRef] = []
+    try:
+        height, width, _ = rings.frame_shape
+        detector = detector_factory(model, (width, height))
+        tracker = MainPersonTracker(main_person)
+        lossless = frame_ring.mode is RingMode.LOSSLESS
+        meter.ready()
+        while not stop.is_set():
+            try:
+                held = reader.read(batch if lossless else 1, timeout=WAIT_STEP_S, fill=lossless)
+            except EndOfStream:
+                break
+            if not held:
+                continue
+            started, clock = time.time(), time.perf_counter()
+            detections = detector([ref.pixels for ref in held])
+            finished, busy = time.time(), time.perf_counter() - clock
+            for ref, found in zip(held, detections, strict=True):
+                main = tracker.update(found)
+                slot = claim(writer, stop, lossless)
+                if slot is None:
+                    continue
+                fields = write_result(slot, found, main, rings.max_detections)
+                provenance = {"frame_id": ref.frame_id, "capture_ts": ref.capture_ts, "pts": ref.pts}
+                reader.hand_over([ref], to=DOWNSTREAM_READER)
+                writer.publish(
+                    slot,
+                    frame_seq=ref.seq,
+                    frame_slot=ref.index,
+                    inference_start=started,
+                    inference_end=finished,
+                    **provenance,
+                    **fields,
+                )
+            reader.release(held)
+            held = []
+            meter.add(len(detections), busy)
+    finally:
+        reader.release(held)
+        writer.finish()
+        meter.close()
+        result_ring.close()
+        frame_ring.close()

@@ -1,0 +1,53 @@
+"""What every stage process does before and after its work: the same for every stage.
+
+A stage runs in its own spawned process. Its entry is ``run_stage``, which
+names the process, enables faulthandler, sets up logging, leaves SIGINT to the
+supervisor (Ctrl-C in a terminal reaches the whole process group, and the
+supervisor decides the order of shutdown), turns SIGTERM into the stage's stop
+event, and turns an error into one logged line and a distinctive exit code.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import faulthandler
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from multiprocessing.synchronize import Event
+from typing import Any
+
+from .logs import configure_logging
+
+log = logging.getLogger(__name__)
+
+EXIT_REPORTED = 3
+"""A stage exits with this after it has logged why; the supervisor adds nothing."""
+
+
+def set_process_name(name: str) -> None:
+    """Name the process as ps/top show it (Linux keeps the first 15 bytes)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        log.debug("cannot set the process name on this platform")
+
+
+def run_stage(name: str, stop: Event, log_level: int, target: Callable[..., None], *args: Any) -> None:
+    set_process_name(f"detectord-{name}")
+    faulthandler.enable()
+    configure_logging(log_level, stage=name)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        target(*args)
+    except Exception as exc:
+        log.error("%s", exc if isinstance(exc, StageError) else f"{type(exc).__name__}: {exc}")
+        log.debug("traceback", exc_info=True)
+        sys.exit(EXIT_REPORTED)
+
+
+class StageError(RuntimeError):
+    """An expected failure of a stage (bad source, missing weights): logged as its message alone."""

@@ -1,0 +1,73 @@
+"""Stage telemetry: each stage reports how much it did and how long it was busy.
+
+Reports are small dataclasses on a ``multiprocessing.Queue`` (never pixels):
+cumulative counters, so a lost or late report only delays the numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import time
+from dataclasses import dataclass
+from multiprocessing.queues import Queue
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StageReport:
+    stage: str
+    pid: int
+    frames: int
+    """Frames this stage has finished."""
+    busy_s: float
+    """Seconds spent working on them (waiting for input or for space excluded)."""
+    ready: bool
+    """The stage is set up (for inference: the model is loaded) and processing."""
+    final: bool
+    """Last report: the stage is leaving."""
+    sent_at: float
+    """time.monotonic() in the sender, comparable across processes on one machine."""
+
+
+class StageMeter:
+    """Counts a stage's frames and busy time, reporting at most every ``interval`` seconds."""
+
+    def __init__(self, stage: str, reports: Queue[Any], interval: float = 0.5) -> None:
+        self.stage = stage
+        self._reports = reports
+        self._interval = interval
+        self.frames = 0
+        self.busy_s = 0.0
+        self._ready = False
+        self._last = 0.0
+
+    def ready(self) -> None:
+        self._ready = True
+        self._send(final=False)
+
+    def add(self, frames: int, busy_s: float) -> None:
+        self.frames += frames
+        self.busy_s += busy_s
+        if time.monotonic() - self._last >= self._interval:
+            self._send(final=False)
+
+    def close(self) -> None:
+        self._send(final=True)
+
+    def _send(self, final: bool) -> None:
+        self._last = time.monotonic()
+        report = StageReport(self.stage, os.getpid(), self.frames, self.busy_s, self._ready, final, self._last)
+        with contextlib.suppress(queue.Full):
+            self._reports.put_nowait(report)
+
+
+def drain(reports: Queue[Any], into: dict[str, StageReport]) -> None:
+    """Keep the newest report of each stage."""
+    while True:
+        try:
+            report = reports.get_nowait()
+        except queue.Empty:
+            return
+        into[report.stage] = report

@@ -1,0 +1,109 @@
+"""The detector as the pipeline sees it: uint8 frames in, per-frame detections out."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from .labels import COCO_CATEGORIES
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Detections of one frame, best score first.
+
+    ``boxes`` (float32[N, 4]) are x1, y1, x2, y2 in pixels of the frame the
+    detector was given; ``scores`` float32[N]; ``labels`` int32[N], COCO ids
+    as torchvision numbers them (1 = person).
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What produced a set of detections, as published with them."""
+
+    name: str
+    weights: str
+    precision: str
+    device: str
+    profile: str
+
+
+class FrameDetector(Protocol):
+    """Anything the inference stage can run: a real torchvision detector or a test double."""
+
+    info: ModelInfo
+    categories: tuple[str, ...]
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]: ...
+
+
+def frames_to_batch(frames: Sequence[np.ndarray], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Float RGB batch (``[B, 3, H, W]``, values 0..1) from BGR uint8 ``[H, W, 3]`` frames.
+
+    Each frame is wrapped without a copy (``torch.from_numpy`` on the shared
+    memory view), moved to the device if that is not the CPU, and converted
+    once, uint8 to float with the BGR->RGB swap and HWC->CHW fused into the
+    same strided copy. Frames are only read, so the read-only views are safe
+    to wrap.
+    """
+    height, width, _ = frames[0].shape
+    batch = torch.empty((len(frames), 3, height, width), dtype=dtype, device=device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        for i, frame in enumerate(frames):
+            pixels = torch.from_numpy(frame).to(device, non_blocking=True)
+            for channel in range(3):
+                batch[i, channel].copy_(pixels[:, :, 2 - channel])
+    return batch.mul_(1.0 / 255.0)
+
+
+def to_detections(output: dict[str, torch.Tensor]) -> Detections:
+    return Detections(
+        boxes=output["boxes"].detach().float().cpu().numpy(),
+        scores=output["scores"].detach().float().cpu().numpy(),
+        labels=output["labels"].detach().cpu().numpy().astype(np.int32),
+    )
+
+
+class Detector:
+    """A torchvision detector in eval mode on one device."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        info: ModelInfo,
+        device: torch.device,
+        categories: tuple[str, ...] = COCO_CATEGORIES,
+        input_dtype: torch.dtype = torch.float32,
+    ) -> None:
+        self.model = model.eval()
+        self.info = info
+        self.device = device
+        self.categories = categories
+        self.input_dtype = input_dtype
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        if not frames:
+            return []
+        with torch.inference_mode():
+            batch = frames_to_batch(frames, self.device, self.input_dtype)
+            outputs = self.model(list(batch))
+        return [to_detections(o) for o in outputs]

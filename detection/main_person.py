@@ -1,0 +1,173 @@
+"""The "main" person of each frame, followed across frames.
+
+Per frame, the candidates are the confident persons (label person, score at
+least ``score_threshold``). A light IoU tracker links candidates to the tracks
+of earlier frames, so every person keeps a ``track_id`` while visible and
+through short gaps. The tracker *follows* one track:
+
+* at the start, or once the followed person has been gone for more than
+  ``max_gap`` frames, it follows the largest visible person;
+* it keeps following that person while another is merely bigger; it switches
+  only when another is at least ``switch_ratio`` times larger (box area) for
+  ``switch_frames`` consecutive frames, so a passer-by near the camera does
+  not steal the role for a frame or two;
+* while the followed person is hidden (occlusion, a missed detection), the
+  frame's main person is the largest visible one, without changing whom the
+  tracker follows; when the followed person reappears within ``max_gap``
+  frames it is the main person again, with the same ``track_id``.
+
+A frame without a confident person has no main person (None), never an error.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .detector import Detections
+from .labels import PERSON
+
+
+@dataclass(frozen=True)
+class MainPersonConfig:
+    score_threshold: float = 0.9
+    """Minimum score of a person to be a candidate (the notebook's 0.9)."""
+    switch_ratio: float = 1.5
+    """How many times larger (area) another person must be to take over."""
+    switch_frames: int = 5
+    """For how many consecutive frames that must hold."""
+    max_gap: int = 10
+    """Frames a track survives unseen (occlusion) before it is forgotten."""
+    match_iou: float = 0.3
+    """Minimum IoU linking a detection to a track of the previous frame."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.score_threshold <= 1.0:
+            raise ValueError(f"main_person.score_threshold must be in [0, 1], got {self.score_threshold}")
+        if self.switch_ratio < 1.0:
+            raise ValueError(f"main_person.switch_ratio must be at least 1, got {self.switch_ratio}")
+        if self.switch_frames < 1 or self.max_gap < 0:
+            raise ValueError("main_person.switch_frames must be at least 1 and max_gap at least 0")
+        if not 0.0 < self.match_iou <= 1.0:
+            raise ValueError(f"main_person.match_iou must be in (0, 1], got {self.match_iou}")
+
+
+@dataclass(frozen=True)
+class MainPerson:
+    """The main person of a frame; ``index`` points into that frame's detections."""
+
+    index: int
+    box: tuple[float, float, float, float]
+    score: float
+    track_id: int
+
+
+@dataclass
+class _Track:
+    track_id: int
+    box: np.ndarray
+    missed: int = 0
+    challenge: int = 0
+    detection: int | None = field(default=None)
+
+
+def _area(box: np.ndarray) -> float:
+    return float(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1]))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = _area(a) + _area(b) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+class MainPersonTracker:
+    """Feed it every processed frame's detections, in order."""
+
+    def __init__(self, config: MainPersonConfig | None = None) -> None:
+        self.config = config or MainPersonConfig()
+        self._tracks: list[_Track] = []
+        self._ids = itertools.count(1)
+        self._followed: _Track | None = None
+
+    def update(self, detections: Detections) -> MainPerson | None:
+        cfg = self.config
+        candidates = [
+            i
+            for i in range(len(detections))
+            if detections.labels[i] == PERSON and detections.scores[i] >= cfg.score_threshold
+        ]
+        visible = self._associate(detections.boxes, candidates)
+        if self._followed is not None and self._followed not in self._tracks:
+            self._followed = None
+        if not visible:
+            return None
+        largest = max(visible, key=lambda t: _area(t.box))
+        if self._followed is None:
+            self._followed = largest
+        elif self._followed.detection is not None:
+            self._challenge(visible)
+        main = self._followed if self._followed.detection is not None else largest
+        index = main.detection
+        assert index is not None
+        box = detections.boxes[index]
+        return MainPerson(
+            index=index,
+            box=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
+            score=float(detections.scores[index]),
+            track_id=main.track_id,
+        )
+
+    def _associate(self, boxes: np.ndarray, candidates: list[int]) -> list[_Track]:
+        """Greedy IoU matching of this frame's candidates to live tracks; returns the visible tracks."""
+        pairs = sorted(
+            ((_iou(track.box, boxes[i]), t, i) for t, track in enumerate(self._tracks) for i in candidates),
+            reverse=True,
+        )
+        for track in self._tracks:
+            track.detection = None
+        matched_detections: set[int] = set()
+        for iou, t, i in pairs:
+            track = self._tracks[t]
+            if iou < self.config.match_iou:
+                break
+            if track.detection is None and i not in matched_detections:
+                track.detection = i
+                matched_detections.add(i)
+        survivors = []
+        for track in self._tracks:
+            if track.detection is not None:
+                track.box = boxes[track.detection].copy()
+                track.missed = 0
+                survivors.append(track)
+            elif track.missed < self.config.max_gap:
+                track.missed += 1
+                track.challenge = 0
+                survivors.append(track)
+        for i in candidates:
+            if i not in matched_detections:
+                survivors.append(_Track(next(self._ids), boxes[i].copy(), detection=i))
+        self._tracks = survivors
+        return [t for t in survivors if t.detection is not None]
+
+    def _challenge(self, visible: list[_Track]) -> None:
+        followed = self._followed
+        assert followed is not None
+        threshold = self.config.switch_ratio * _area(followed.box)
+        winner: _Track | None = None
+        for track in visible:
+            if track is followed:
+                continue
+            track.challenge = track.challenge + 1 if _area(track.box) >= threshold else 0
+            if track.challenge >= self.config.switch_frames and (
+                winner is None or _area(track.box) > _area(winner.box)
+            ):
+                winner = track
+        if winner is not None:
+            self._followed = winner
+            for track in self._tracks:
+                track.challenge = 0

@@ -1,0 +1,177 @@
+"""Building torchvision detectors by name with pretrained, local or random weights."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models import get_model, get_model_weights
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+from .detector import Detector, ModelInfo
+from .labels import COCO_CATEGORIES
+from .profiles import apply_profile, get_profile
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "fasterrcnn_resnet50_fpn"
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """How torchvision builds a detector when it has trained weights.
+
+    With trained weights torchvision swaps the backbone's BatchNorm2d for
+    FrozenBatchNorm2d in most detectors; building "random" or from a file must
+    produce the same modules, or the local file would not load and timing and
+    precision results would describe another network.
+    """
+
+    frozen_backbone_norm: bool
+
+
+MODELS: dict[str, ModelFamily] = {
+    "fasterrcnn_resnet50_fpn": ModelFamily(frozen_backbone_norm=True),
+    "fasterrcnn_resnet50_fpn_v2": ModelFamily(frozen_backbone_norm=False),
+    "fasterrcnn_mobilenet_v3_large_fpn": ModelFamily(frozen_backbone_norm=True),
+    "fasterrcnn_mobilenet_v3_large_320_fpn": ModelFamily(frozen_backbone_norm=True),
+    "retinanet_resnet50_fpn": ModelFamily(frozen_backbone_norm=True),
+    "ssdlite320_mobilenet_v3_large": ModelFamily(frozen_backbone_norm=False),
+}
+
+
+class WeightsError(RuntimeError):
+    """Weights cannot be obtained or do not fit the model."""
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto``: CUDA when available, else the CPU; ``cpu``, ``cuda``, ``cuda:N`` as asked."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available on this machine")
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
+    return resolved
+
+
+def _freeze_batchnorm(module: nn.Module) -> None:
+    """Replace BatchNorm2d by FrozenBatchNorm2d(num_features), as torchvision's trained builders do."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(module, name, FrozenBatchNorm2d(child.num_features))
+        else:
+            _freeze_batchnorm(child)
+
+
+def _untrained(name: str) -> nn.Module:
+    model = get_model(name, weights=None, weights_backbone=None, num_classes=len(COCO_CATEGORIES))
+    if MODELS[name].frozen_backbone_norm:
+        _freeze_batchnorm(model.backbone)
+    return model
+
+
+def _download_hint(url: str) -> str:
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    return (
+        f"fetch {url} on a machine with internet access (e.g. curl -LO {url}), copy it here and pass "
+        f"--weights PATH, or put it in {cache}/ where torchvision looks before downloading; "
+        "--weights random builds the untrained network, for tests and timing only"
+    )
+
+
+def _pretrained(name: str) -> tuple[nn.Module, str]:
+    weights = get_model_weights(name).DEFAULT
+    try:
+        model = get_model(name, weights=weights, progress=False)
+    except OSError as exc:
+        raise WeightsError(
+            f"cannot download the pretrained weights of {name} ({exc}); {_download_hint(weights.url)}"
+        ) from None
+    except RuntimeError as exc:
+        if "hash" not in str(exc).lower():
+            raise
+        raise WeightsError(f"the cached weights of {name} are corrupt ({exc}); delete them and retry") from None
+    return model, f"torchvision {weights}"
+
+
+def _state_dict_from(path: Path) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError(f"no such weights file: {path}") from None
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{path} is not a PyTorch weights file ({reason})") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path} holds a {type(state).__name__}, not a state_dict")
+    return state
+
+
+def _from_file(name: str, path: Path) -> tuple[nn.Module, str]:
+    state = _state_dict_from(path)
+    model = _untrained(name)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else first[0]
+        raise WeightsError(f"{path} does not hold {name} weights: {detail}") from None
+    return model, f"file {path}"
+
+
+def build_model(name: str = DEFAULT_MODEL, weights: str = "default") -> tuple[nn.Module, str]:
+    """A detector on the CPU in eval mode, and a description of its weights.
+
+    ``weights``: ``default`` (torchvision's pretrained weights, downloaded to
+    torch's cache on first use), ``random`` (same architecture, untrained,
+    seeded so every process builds the same network) or a path to a
+    state_dict file.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    if weights == "default":
+        model, described = _pretrained(name)
+    elif weights == "random":
+        log.warning("RANDOM WEIGHTS: %s is untrained; its detections are meaningless (tests and timing only)", name)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = _untrained(name)
+        described = "random"
+    else:
+        model, described = _from_file(name, Path(weights))
+    return model.eval(), described
+
+
+def load_detector(
+    name: str = DEFAULT_MODEL,
+    weights: str = "default",
+    device: str = "auto",
+    profile: str = "default",
+    *,
+    frame_size: tuple[int, int] = (427, 240),
+    score_threshold: float | None = None,
+) -> Detector:
+    """Build ``name`` with ``weights`` on ``device``, run with inference ``profile``.
+
+    ``frame_size`` (width, height) is the size of the frames it will get; the
+    native-size profiles set the model's input size to it.
+    """
+    chosen = get_profile(profile).with_score_threshold(score_threshold)
+    target = resolve_device(device)
+    model, described = build_model(name, weights)
+    apply_profile(model, chosen, frame_size)
+    model.to(target)
+    info = ModelInfo(name=name, weights=described, precision="fp32", device=str(target), profile=chosen.name)
+    log.info("loaded %s (%s) on %s, profile %s", name, described, target, chosen.name)
+    return Detector(model, info, target)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+
+@dataclass(frozen=True)
+class SyntheticVideo:
+    """A video whose frame i shows one white rectangle at a position derived from i."""
+
+    path: Path
+    frames: int
+    fps: float
+    width: int
+    height: int
+
+    def rectangle(self, i: int) -> tuple[int, int, int, int]:
+        """x1, y1, x2, y2 of frame i's rectangle, in source pixels (x2, y2 exclusive)."""
+        x1 = 20 + 12 * i
+        return x1, 60, x1 + 100, 420
+
+    def expected_box(self, i: int, size: tuple[int, int] = (427, 240)) -> np.ndarray:
+        sx, sy = size[0] / self.width, size[1] / self.height
+        x1, y1, x2, y2 = self.rectangle(i)
+        return np.array([x1 * sx, y1 * sy, x2 * sx, y2 * sy])
+
+
+def write_video(path: Path, frames: int, fps: float = 25.0, width: int = 854, height: int = 480) -> SyntheticVideo:
+    video = SyntheticVideo(path, frames, fps, width, height)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    assert writer.isOpened()
+    for i in range(frames):
+        image = np.full((height, width, 3), 40, np.uint8)
+        x1, y1, x2, y2 = video.rectangle(i)
+        image[y1:y2, x1:x2] = 255
+        writer.write(image)
+    writer.release()
+    return video
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> SyntheticVideo:
+    return write_video(tmp_path / "clip.mp4", frames=30)
+
+
+def leftover_segments(pid: int) -> list[str]:
+    return [f for f in os.listdir("/dev/shm") if f.startswith(f"detectord-analyze-{pid}-")]

@@ -1,0 +1,38 @@
+"""A test double for the detector: finds the one bright rectangle the synthetic videos draw.
+
+Only the tests construct it (through ``bright_box_factory``, handed to
+``analyze`` from Python); the command line has no way to reach it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from detectord.daemon.config import ModelConfig
+from detectord.detection import COCO_CATEGORIES, PERSON, Detections, ModelInfo
+
+
+class BrightBoxDetector:
+    info = ModelInfo(name="bright-box", weights="none", precision="fp32", device="cpu", profile="test")
+    categories = COCO_CATEGORIES
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        out = []
+        for frame in frames:
+            ys, xs = np.nonzero(frame.min(axis=2) > 200)
+            if xs.size == 0:
+                out.append(Detections.empty())
+                continue
+            box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
+            out.append(Detections(box, np.array([0.99], np.float32), np.array([PERSON], np.int32)))
+        return out
+
+
+def bright_box_factory(config: ModelConfig, frame_size: tuple[int, int]) -> BrightBoxDetector:
+    return BrightBoxDetector()
+
+
+def failing_factory(config: ModelConfig, frame_size: tuple[int, int]) -> BrightBoxDetector:
+    raise RuntimeError("this detector cannot be built")

@@ -1,0 +1,150 @@
+"""``detectord analyze`` end to end: real processes, real rings, a synthetic video."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from detectord.daemon.analyze import AnalysisFailed, analyze
+from detectord.daemon.config import AnalyzeConfig, ModelConfig
+
+from .conftest import SyntheticVideo, leftover_segments, write_video
+from .fakes import bright_box_factory, failing_factory
+
+DETECTORD = [sys.executable, "-m", "detectord.daemon"]
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("batch", [1, 4, 7])
+def test_every_frame_once_in_order_with_boxes_in_427x240_pixels(
+    clip: SyntheticVideo, tmp_path: Path, batch: int
+) -> None:
+    out, annotated = tmp_path / "out.jsonl", tmp_path / "out.mp4"
+    config = AnalyzeConfig(
+        video=clip.path, out=out, annotated=annotated, batch=batch, model=ModelConfig(weights="random")
+    )
+    summary = analyze(config, progress=False, detector_factory=bright_box_factory)
+
+    lines = _lines(out)
+    assert summary.frames == clip.frames == len(lines)
+    assert [line["frame"] for line in lines] == list(range(clip.frames))
+    assert [line["time_s"] for line in lines] == pytest.approx([i / clip.fps for i in range(clip.frames)])
+    track_ids = set()
+    for i, line in enumerate(lines):
+        (detection,) = line["detections"]
+        assert detection["label"] == "person" and detection["class_id"] == 1
+        np.testing.assert_allclose(detection["box"], clip.expected_box(i), atol=3.0)
+        assert line["main_person"]["box"] == detection["box"]
+        track_ids.add(line["main_person"]["track_id"])
+    assert len(track_ids) == 1, "one person, followed across the whole clip"
+    assert leftover_segments(os.getpid()) == []
+
+    video = cv2.VideoCapture(str(annotated))
+    size = (video.get(cv2.CAP_PROP_FRAME_WIDTH), video.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    assert size == (428, 240), "427x240 with one black column: MPEG-4's 4:2:0 chroma needs an even width"
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == clip.frames
+    ok, first = video.read()
+    video.release()
+    assert ok
+    x1, y1, _, _ = (round(v) for v in lines[0]["main_person"]["box"])
+    assert first[y1 + 1, x1 + 1, 1] > 150 > first[y1 + 1, x1 + 1, 0], "main person boxed in green"
+
+
+def test_frames_without_a_person_have_a_null_main_person(tmp_path: Path) -> None:
+    path = tmp_path / "empty.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (427, 240))
+    for _ in range(5):
+        writer.write(np.full((240, 427, 3), 40, np.uint8))
+    writer.release()
+    out = tmp_path / "out.jsonl"
+    analyze(AnalyzeConfig(video=path, out=out), progress=False, detector_factory=bright_box_factory)
+    assert [(line["main_person"], line["detections"]) for line in _lines(out)] == [(None, [])] * 5
+
+
+def test_a_failing_stage_is_reported_and_leaves_nothing_in_shared_memory(clip: SyntheticVideo, tmp_path: Path) -> None:
+    config = AnalyzeConfig(video=clip.path, out=tmp_path / "out.jsonl")
+    with pytest.raises(AnalysisFailed):
+        analyze(config, progress=False, detector_factory=failing_factory)
+    assert leftover_segments(os.getpid()) == []
+
+
+def test_the_real_faster_rcnn_runs_end_to_end_from_the_command_line(tmp_path: Path) -> None:
+    """--weights random: the untrained network, so the boxes are noise, but every frame gets its line."""
+    clip = write_video(tmp_path / "clip.mp4", frames=5)
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run(
+        [*DETECTORD, "analyze", str(clip.path), "--out", str(out), "--annotated", str(tmp_path / "a.mp4"),
+         "--weights", "random", "--batch", "2", "--score-threshold", "0.0", "--device", "cpu"],
+        check=False, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "RANDOM WEIGHTS" in done.stderr
+    assert done.stdout.startswith("analysed 5 frames in ")
+    lines = _lines(out)
+    assert [line["frame"] for line in lines] == list(range(5))
+    boxes = np.array([d["box"] for line in lines for d in line["detections"]])
+    assert len(boxes) > 0, "with a zero score threshold the untrained network reports boxes"
+    assert (boxes[:, [0, 2]] >= 0).all() and (boxes[:, [0, 2]] <= 427).all()
+    assert (boxes[:, [1, 3]] >= 0).all() and (boxes[:, [1, 3]] <= 240).all()
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_every_line_written(tmp_path: Path) -> None:
+    clip = write_video(tmp_path / "clip.mp4", frames=200)
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen(
+        [*DETECTORD, "analyze", str(clip.path), "--out", str(out), "--weights", "random", "--batch", "1",
+         "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 2):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the whole foreground group
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stdout.startswith("interrupted after ")
+    lines = _lines(out)
+    assert 2 <= len(lines) < 200
+    assert [line["frame"] for line in lines] == list(range(len(lines)))
+    assert leftover_segments(proc.pid) == []
+
+
+def _error(args: list[str]) -> tuple[int, str]:
+    done = subprocess.run([*DETECTORD, *args], check=False, capture_output=True, text=True, timeout=120)
+    return done.returncode, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("make_args", "message"),
+    [
+        (lambda d: ["analyze", str(d / "missing.mp4"), "--out", str(d / "o.jsonl")], "no such file"),
+        (lambda d: ["analyze", str(d / "corrupt.mp4"), "--out", str(d / "o.jsonl")], "corrupt.mp4"),
+        (lambda d: ["analyze", str(d / "clip.mp4"), "--out", str(d / "o.jsonl"), "--batch", "0"], "batch"),
+        (lambda d: ["analyze", str(d / "clip.mp4"), "--out", str(d / "o.jsonl"), "--profile", "x"], "profile"),
+        (lambda d: ["analyze", str(d / "clip.mp4"), "--out", str(d / "no/dir/o.jsonl")], "does not exist"),
+        (lambda d: ["analyze", str(d / "clip.mp4"), "--out", str(d / "o.jsonl"), "--weights", "nope.pth"], "weights"),
+        (lambda d: ["analyze", str(d / "clip.mp4")], "--out"),
+    ],
+    ids=["missing", "corrupt", "batch", "profile", "out-dir", "weights-file", "no-out"],
+)
+def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path: Path, make_args: Any, message: str) -> None:
+    write_video(tmp_path / "clip.mp4", frames=2)
+    (tmp_path / "corrupt.mp4").write_bytes(os.urandom(4096))
+    code, stderr = _error(make_args(tmp_path))
+    assert code != 0
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert stderr.startswith("detectord: error: ") and message in stderr
