@@ -110,13 +110,14 @@ def analyze(
         ctx=supervisor.ctx,
     )
     rings = PipelineRings(frames_ring.handle, results_ring.handle, config.frame.shape, config.model.max_detections)
-    bar = Progress(video.frames, enabled=progress)
+    expected = min(video.frames, config.max_frames) if config.max_frames and video.frames else video.frames
+    bar = Progress(expected, enabled=progress)
     reports: dict[str, StageReport] = {}
     ready_at: float | None = None
     interrupts = 0
     try:
         with _Interrupt() as interrupt:
-            capture = supervisor.start("capture", run_capture, rings, video)
+            capture = supervisor.start("capture", run_capture, rings, video, config.max_frames)
             inference = supervisor.start(
                 "inference", run_inference, rings, config.model, config.main_person, config.batch, detector_factory
             )
@@ -152,7 +153,7 @@ def analyze(
     failures = [s.failure() or f"the {s.name} stage failed" for s in supervisor.failures()]
     if failures and not interrupts:
         raise AnalysisFailed("; ".join(failures))
-    return _summary(reports, video.frames, started, ready_at, finished, interrupts > 0)
+    return _summary(reports, expected, started, ready_at, finished, interrupts > 0)
 
 
 def _draw(bar: Progress, reports: dict[str, StageReport], since: float) -> None:

@@ -19,14 +19,16 @@ from .telemetry import StageMeter
 log = logging.getLogger(__name__)
 
 
-def run_capture(stop: Event, reports: Queue[Any], rings: PipelineRings, video: VideoInfo) -> None:
-    """Every frame of ``video`` into the frame ring, in order; then end of stream."""
+def run_capture(
+    stop: Event, reports: Queue[Any], rings: PipelineRings, video: VideoInfo, limit: int | None = None
+) -> None:
+    """Every frame of ``video`` (or its first ``limit``) into the frame ring, in order; then end of stream."""
     ring = rings.attach_frames()
     writer = ring.writer()
     meter = StageMeter("capture", reports)
     height, width, _ = rings.frame_shape
     lossless = ring.mode is RingMode.LOSSLESS
-    source = VideoFile(video)
+    source = VideoFile(video, limit)
     meter.ready()
     try:
         frame_id = 0

@@ -73,6 +73,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--out", type=Path, required=True, metavar="JSONL", help="one JSON line per frame")
     analyze.add_argument("--annotated", type=Path, metavar="MP4", help="also write the annotated video")
     analyze.add_argument("--batch", type=int, default=AnalyzeConfig.batch, help="frames per inference call")
+    analyze.add_argument("--max-frames", type=int, metavar="N", help="analyse only the first N frames")
     analyze.add_argument(
         "--frame-size", type=_frame_size, default=FrameConfig(), metavar="WxH", help="analysis size (427x240)"
     )
@@ -106,6 +107,7 @@ def _run_analyze(args: argparse.Namespace, log_level: int) -> int:
         out=args.out,
         annotated=args.annotated,
         batch=args.batch,
+        max_frames=args.max_frames,
         frame=args.frame_size,
         model=_model_config(args),
         main_person=_main_person_config(args),

@@ -73,6 +73,8 @@ class AnalyzeConfig:
     annotated: Path | None = None
     batch: int = 4
     """Frames per inference call."""
+    max_frames: int | None = None
+    """Analyse only the first this many frames (None: all)."""
     frame: FrameConfig = field(default_factory=FrameConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     main_person: MainPersonConfig = field(default_factory=MainPersonConfig)
@@ -80,6 +82,8 @@ class AnalyzeConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.batch <= 64:
             raise ConfigError(f"batch must be between 1 and 64, got {self.batch}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ConfigError(f"max_frames must be at least 1, got {self.max_frames}")
         for key, path in (("out", self.out), ("annotated", self.annotated)):
             if path is not None and not path.parent.is_dir():
                 raise ConfigError(f"{key}: directory {str(path.parent)!r} does not exist")

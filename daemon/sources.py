@@ -60,14 +60,17 @@ def probe_video(path: Path) -> VideoInfo:
 
 
 class VideoFile:
-    """Every frame of a file, in order; ``read`` returns None at the end."""
+    """Every frame of a file (or its first ``limit``), in order; ``read`` returns None at the end."""
 
-    def __init__(self, info: VideoInfo) -> None:
+    def __init__(self, info: VideoInfo, limit: int | None = None) -> None:
         self.info = info
+        self.limit = limit
         self._capture = _open(info.path)
         self.frames_read = 0
 
     def read(self) -> np.ndarray | None:
+        if self.limit is not None and self.frames_read >= self.limit:
+            return None
         ok, frame = self._capture.read()
         if not ok or frame is None:
             if self.info.frames and self.frames_read < self.info.frames:

@@ -148,3 +148,14 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path: Path, make_args: Any
     assert code != 0
     assert len(stderr.strip().splitlines()) == 1, stderr
     assert stderr.startswith("detectord: error: ") and message in stderr
+
+
+def test_max_frames_analyses_only_the_first_frames(clip: SyntheticVideo, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    summary = analyze(
+        AnalyzeConfig(video=clip.path, out=out, batch=4, max_frames=7),
+        progress=False,
+        detector_factory=bright_box_factory,
+    )
+    assert summary.frames == summary.expected_frames == 7
+    assert [line["frame"] for line in _lines(out)] == list(range(7))
