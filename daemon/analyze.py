@@ -24,7 +24,7 @@ from .progress import Progress
 from .rings import PipelineRings, create_rings
 from .sources import probe_video
 from .supervisor import Supervisor, finish_for
-from .telemetry import StageReport, drain
+from .telemetry import StageReport
 from .writer import run_writer
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,6 @@ def analyze(
     rings = PipelineRings(frames_ring.handle, results_ring.handle, config.frame.shape, config.model.max_detections)
     expected = min(video.frames, config.max_frames) if config.max_frames and video.frames else video.frames
     bar = Progress(expected, enabled=progress)
-    reports: dict[str, StageReport] = {}
     ready_at: float | None = None
     interrupts = 0
     try:
@@ -124,7 +123,7 @@ def analyze(
             writer = supervisor.start("writer", run_writer, rings, config.out, config.annotated, video.fps)
             while writer.alive:
                 writer.process.join(POLL_S)
-                drain(supervisor.reports, reports)
+                reports = supervisor.poll()
                 if ready_at is None and "inference" in reports and reports["inference"].ready:
                     ready_at = reports["inference"].sent_at
                 _draw(bar, reports, ready_at or started)
@@ -136,8 +135,8 @@ def analyze(
                     else:
                         supervisor.kill("capture", "inference")
                 if interrupts or capture.failed or inference.failed:
-                    capture.stop.set()
-                    inference.stop.set()
+                    capture.request_stop()
+                    inference.request_stop()
                 finish_for(capture, frames_ring)
                 finish_for(inference, results_ring)
             finished = time.monotonic()
@@ -145,15 +144,13 @@ def analyze(
         bar.close()
         try:
             supervisor.shutdown()
-            drain(supervisor.reports, reports)
-            supervisor.close()
         finally:
             results_ring.close()
             frames_ring.close()
     failures = [s.failure() or f"the {s.name} stage failed" for s in supervisor.failures()]
     if failures and not interrupts:
         raise AnalysisFailed("; ".join(failures))
-    return _summary(reports, expected, started, ready_at, finished, interrupts > 0)
+    return _summary(supervisor.reports, expected, started, ready_at, finished, interrupts > 0)
 
 
 def _draw(bar: Progress, reports: dict[str, StageReport], since: float) -> None:

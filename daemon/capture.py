@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Event
-from typing import Any
+from multiprocessing.connection import Connection
+from threading import Event
 
 import cv2
 
@@ -20,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def run_capture(
-    stop: Event, reports: Queue[Any], rings: PipelineRings, video: VideoInfo, limit: int | None = None
+    stop: Event, reports: Connection, rings: PipelineRings, video: VideoInfo, limit: int | None = None
 ) -> None:
     """Every frame of ``video`` (or its first ``limit``) into the frame ring, in order; then end of stream."""
     ring = rings.attach_frames()

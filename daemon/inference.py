@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Event
-from typing import Any
+from multiprocessing.connection import Connection
+from threading import Event
 
 from detectord.detection import FrameDetector, MainPersonConfig, MainPersonTracker, load_detector
 from detectord.ipc import EndOfStream, FrameRef, RingMode
@@ -41,7 +40,7 @@ def load_configured_detector(config: ModelConfig, frame_size: tuple[int, int]) -
 
 def run_inference(
     stop: Event,
-    reports: Queue[Any],
+    reports: Connection,
     rings: PipelineRings,
     model: ModelConfig,
     main_person: MainPersonConfig,

@@ -5,6 +5,10 @@ names the process, enables faulthandler, sets up logging, leaves SIGINT to the
 supervisor (Ctrl-C in a terminal reaches the whole process group, and the
 supervisor decides the order of shutdown), turns SIGTERM into the stage's stop
 event, and turns an error into one logged line and a distinctive exit code.
+
+The supervisor stops a stage with SIGTERM and hears from it through a pipe of
+its own, so no named semaphore exists besides the rings' (which a restart
+reclaims after a SIGKILL of the whole group).
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from multiprocessing.synchronize import Event
+from multiprocessing.connection import Connection
+from threading import Event
 from typing import Any
 
 from .logs import configure_logging
@@ -35,14 +40,16 @@ def set_process_name(name: str) -> None:
         log.debug("cannot set the process name on this platform")
 
 
-def run_stage(name: str, stop: Event, log_level: int, target: Callable[..., None], *args: Any) -> None:
+def run_stage(name: str, log_level: int, reports: Connection, target: Callable[..., None], *args: Any) -> None:
+    """Process entry of every stage: ``target(stop, reports, *args)`` with the process set up."""
     set_process_name(f"detectord-{name}")
     faulthandler.enable()
     configure_logging(log_level, stage=name)
+    stop = Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        target(*args)
+        target(stop, reports, *args)
     except Exception as exc:
         log.error("%s", exc if isinstance(exc, StageError) else f"{type(exc).__name__}: {exc}")
         log.debug("traceback", exc_info=True)

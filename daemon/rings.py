@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
-from multiprocessing.synchronize import Event
+from threading import Event
 
 from detectord.ipc import FrameRing, ResultRing, RingHandle, RingMode, RingWriter, WriteSlot
 

@@ -3,7 +3,7 @@
 Stages are spawned (no fork after torch) with SIGINT ignored, so Ctrl-C in a
 terminal reaches only the supervisor, which then stops the stages in order:
 producers first, so every later stage can drain what is already in flight.
-Every stage target is called as ``target(stop, reports, *args)``.
+A stage is asked to stop with SIGTERM and reports through its own pipe.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import multiprocessing as mp
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext, SpawnProcess
-from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Event
 from typing import Any
 
 from detectord.ipc import Ring, RingError
 
 from .process import EXIT_REPORTED, run_stage
+from .telemetry import StageReport, drain
 
 log = logging.getLogger(__name__)
 
@@ -30,34 +30,42 @@ log = logging.getLogger(__name__)
 class Stage:
     name: str
     process: SpawnProcess
-    stop: Event
+    reports: Connection
+    stop_requested: bool = field(default=False)
 
     @property
     def alive(self) -> bool:
         return self.process.is_alive()
 
+    @property
+    def failed(self) -> bool:
+        code = self.process.exitcode
+        # A stage leaving on the SIGTERM we sent stopped as asked, even if it was
+        # already past its handler (interpreter shutdown restores the default action).
+        return code not in (None, 0) and not (self.stop_requested and code == -signal.SIGTERM)
+
     def failure(self) -> str | None:
         """Why the stage ended badly, if it did: None for a clean exit or one it explained itself."""
         code = self.process.exitcode
-        if code in (None, 0, EXIT_REPORTED):
+        if not self.failed or code == EXIT_REPORTED:
             return None
+        assert code is not None
         if code < 0:
             return f"the {self.name} stage was killed by {signal.Signals(-code).name}"
         return f"the {self.name} stage exited with status {code}"
 
-    @property
-    def failed(self) -> bool:
-        return self.process.exitcode not in (None, 0)
+    def request_stop(self) -> None:
+        """SIGTERM, once: the stage finishes the work in hand and leaves."""
+        if not self.stop_requested and self.alive:
+            self.stop_requested = True
+            self.process.terminate()
 
     def stop_and_join(self, grace_s: float) -> None:
-        """Ask the stage to stop; terminate it after ``grace_s``, kill it if that is ignored."""
-        self.stop.set()
+        """Ask the stage to stop; kill it if it has not left after ``grace_s``."""
+        self.request_stop()
         self.process.join(grace_s)
         if self.process.is_alive():
-            log.warning("%s stage did not stop within %.0f s; terminating it", self.name, grace_s)
-            self.process.terminate()
-            self.process.join(2.0)
-        if self.process.is_alive():
+            log.warning("the %s stage did not stop within %.0f s; killing it", self.name, grace_s)
             self.process.kill()
             self.process.join(2.0)
 
@@ -76,21 +84,26 @@ class Supervisor:
     def __init__(self, log_level: int, ctx: SpawnContext | None = None) -> None:
         self.log_level = log_level
         self.ctx = ctx or mp.get_context("spawn")
-        self.reports: Queue[Any] = self.ctx.Queue()
         self.stages: dict[str, Stage] = {}
+        self.reports: dict[str, StageReport] = {}
 
     def start(self, name: str, target: Callable[..., None], *args: Any) -> Stage:
-        stop = self.ctx.Event()
+        """Spawn a stage running ``target(stop, reports, *args)``."""
+        receive, send = self.ctx.Pipe(duplex=False)
         process = self.ctx.Process(
-            target=run_stage,
-            args=(name, stop, self.log_level, target, stop, self.reports, *args),
-            name=f"detectord-{name}",
+            target=run_stage, args=(name, self.log_level, send, target, *args), name=f"detectord-{name}"
         )
         with _sigint_ignored():
             process.start()
-        stage = Stage(name, process, stop)
+        send.close()
+        stage = Stage(name, process, receive)
         self.stages[name] = stage
         return stage
+
+    def poll(self) -> dict[str, StageReport]:
+        """The newest report of every stage."""
+        drain((stage.reports for stage in self.stages.values()), self.reports)
+        return self.reports
 
     def failures(self) -> list[Stage]:
         return [stage for stage in self.stages.values() if stage.failed]
@@ -104,15 +117,13 @@ class Supervisor:
                 stage.process.join(2.0)
 
     def shutdown(self, grace_s: float = 10.0) -> None:
-        """Stop every stage still running, in start order."""
+        """Stop every stage still running, in start order, and collect their last reports."""
         for stage in self.stages.values():
             if stage.alive:
                 stage.stop_and_join(grace_s)
-
-    def close(self) -> None:
-        """Release the report queue; call after the last ``drain``."""
-        self.reports.close()
-        self.reports.join_thread()
+        self.poll()
+        for stage in self.stages.values():
+            stage.reports.close()
 
 
 def finish_for(stage: Stage, ring: Ring[Any]) -> None:

@@ -1,18 +1,16 @@
 """Stage telemetry: each stage reports how much it did and how long it was busy.
 
-Reports are small dataclasses on a ``multiprocessing.Queue`` (never pixels):
-cumulative counters, so a lost or late report only delays the numbers.
+Reports are small dataclasses sent through a pipe per stage (never pixels):
+cumulative counters, so only the newest report of a stage matters.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from multiprocessing.queues import Queue
-from typing import Any
+from multiprocessing.connection import Connection
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,7 @@ class StageReport:
 class StageMeter:
     """Counts a stage's frames and busy time, reporting at most every ``interval`` seconds."""
 
-    def __init__(self, stage: str, reports: Queue[Any], interval: float = 0.5) -> None:
+    def __init__(self, stage: str, reports: Connection, interval: float = 0.5) -> None:
         self.stage = stage
         self._reports = reports
         self._interval = interval
@@ -57,17 +55,22 @@ class StageMeter:
         self._send(final=True)
 
     def _send(self, final: bool) -> None:
+        if self._reports.closed:
+            return
         self._last = time.monotonic()
         report = StageReport(self.stage, os.getpid(), self.frames, self.busy_s, self._ready, final, self._last)
-        with contextlib.suppress(queue.Full):
-            self._reports.put_nowait(report)
-
-
-def drain(reports: Queue[Any], into: dict[str, StageReport]) -> None:
-    """Keep the newest report of each stage."""
-    while True:
         try:
-            report = reports.get_nowait()
-        except queue.Empty:
-            return
-        into[report.stage] = report
+            self._reports.send(report)
+        except (BrokenPipeError, ConnectionResetError):
+            self._reports.close()
+
+
+def drain(pipes: Iterable[Connection], into: dict[str, StageReport]) -> None:
+    """Keep the newest report of each stage; a closed pipe (stage gone) has nothing more."""
+    for pipe in pipes:
+        try:
+            while not pipe.closed and pipe.poll():
+                report = pipe.recv()
+                into[report.stage] = report
+        except (EOFError, OSError):
+            pipe.close()

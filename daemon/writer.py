@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Event
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from threading import Event
 
 import cv2
 import numpy as np
@@ -54,7 +53,7 @@ class _AnnotatedVideo:
 
 def run_writer(
     stop: Event,
-    reports: Queue[Any],
+    reports: Connection,
     rings: PipelineRings,
     out: Path,
     annotated: Path | None,

@@ -12,12 +12,12 @@ import signal
 import sys
 import threading
 import time
-from multiprocessing.synchronize import Event
 
 from detectord.ipc import EndOfStream, FrameRing, ResultRing, RingHandle
 
 
-def _reader(frames: RingHandle, results: RingHandle, stop: Event) -> None:
+def _reader(frames: RingHandle, results: RingHandle) -> None:
+    stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     ring = FrameRing.attach(frames)
@@ -39,9 +39,8 @@ def main(instance: str) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     ctx = mp.get_context("spawn")
-    child_stop = ctx.Event()
     with FrameRing.create(instance, slots=4) as frames, ResultRing.create(instance) as results:
-        child = ctx.Process(target=_reader, args=(frames.handle, results.handle, child_stop), daemon=True)
+        child = ctx.Process(target=_reader, args=(frames.handle, results.handle), daemon=True)
         child.start()
         writer = frames.writer()
         sys.stdout.write("READY\n")
@@ -52,7 +51,7 @@ def main(instance: str) -> int:
             if slot is not None:
                 writer.publish(slot, frame_id=frame_id, capture_ts=time.time(), pts=0.0)
                 frame_id += 1
-        child_stop.set()
+        child.terminate()
         child.join(5)
     return 0
 
