@@ -6,8 +6,18 @@ Knows nothing of processes, rings or MQTT: frames in, detections out.
 from .detector import Detections, Detector, FrameDetector, ModelInfo, frames_to_batch
 from .labels import COCO_CATEGORIES, PERSON, label_name
 from .main_person import MainPerson, MainPersonConfig, MainPersonTracker
-from .models import DEFAULT_MODEL, MODELS, WeightsError, build_model, load_detector, resolve_device
+from .models import (
+    DEFAULT_MODEL,
+    MODELS,
+    WeightsError,
+    build_model,
+    calibrate_detector,
+    load_detector,
+    resolve_device,
+)
+from .precision import SCHEMES, Precision, PrecisionError, apply_precision
 from .profiles import PROFILES, InferenceProfile, apply_profile, get_profile
+from .quantization import CalibrationError
 
 __all__ = [
     "COCO_CATEGORIES",
@@ -15,6 +25,11 @@ __all__ = [
     "MODELS",
     "PERSON",
     "PROFILES",
+    "SCHEMES",
+    "CalibrationError",
+    "Precision",
+    "PrecisionError",
+    "apply_precision",
     "Detections",
     "Detector",
     "FrameDetector",
@@ -26,6 +41,7 @@ __all__ = [
     "WeightsError",
     "apply_profile",
     "build_model",
+    "calibrate_detector",
     "frames_to_batch",
     "get_profile",
     "label_name",

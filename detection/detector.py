@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .labels import COCO_CATEGORIES
+from .profiles import InferenceProfile, set_input_size
 
 
 @dataclass(frozen=True)
@@ -91,19 +92,23 @@ class Detector:
         model: nn.Module,
         info: ModelInfo,
         device: torch.device,
+        profile: InferenceProfile,
         categories: tuple[str, ...] = COCO_CATEGORIES,
-        input_dtype: torch.dtype = torch.float32,
     ) -> None:
         self.model = model.eval()
         self.info = info
         self.device = device
+        self.profile = profile
         self.categories = categories
-        self.input_dtype = input_dtype
+
+    def set_frame_size(self, frame_size: tuple[int, int]) -> None:
+        """Frames of another (width, height) follow: re-derive the input size of native profiles."""
+        set_input_size(self.model.transform, self.profile, frame_size)
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         if not frames:
             return []
         with torch.inference_mode():
-            batch = frames_to_batch(frames, self.device, self.input_dtype)
+            batch = frames_to_batch(frames, self.device, torch.float32)
             outputs = self.model(list(batch))
         return [to_detections(o) for o in outputs]

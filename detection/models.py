@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torchvision.models import get_model, get_model_weights
@@ -14,7 +16,9 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from .detector import Detector, ModelInfo
 from .labels import COCO_CATEGORIES
+from .precision import Precision, apply_precision
 from .profiles import apply_profile, get_profile
+from .quantization import calibrate
 
 log = logging.getLogger(__name__)
 
@@ -161,17 +165,50 @@ def load_detector(
     *,
     frame_size: tuple[int, int] = (427, 240),
     score_threshold: float | None = None,
+    precision: str = "fp32",
+    calibration: Path | None = None,
 ) -> Detector:
-    """Build ``name`` with ``weights`` on ``device``, run with inference ``profile``.
+    """Build ``name`` with ``weights`` on ``device``, run with inference ``profile`` at ``precision``.
 
     ``frame_size`` (width, height) is the size of the frames it will get; the
-    native-size profiles set the model's input size to it.
+    native-size profiles set the model's input size to it. ``calibration`` is
+    the artifact ``int8-static`` needs.
     """
     chosen = get_profile(profile).with_score_threshold(score_threshold)
+    scheme = Precision.parse(precision)
     target = resolve_device(device)
+    scheme.check_device(target)
     model, described = build_model(name, weights)
     apply_profile(model, chosen, frame_size)
-    model.to(target)
-    info = ModelInfo(name=name, weights=described, precision="fp32", device=str(target), profile=chosen.name)
-    log.info("loaded %s (%s) on %s, profile %s", name, described, target, chosen.name)
-    return Detector(model, info, target)
+    model = apply_precision(model, scheme, target, model_name=name, calibration=calibration)
+    info = ModelInfo(name=name, weights=described, precision=scheme.name, device=str(target), profile=chosen.name)
+    log.info("loaded %s (%s) on %s, profile %s, precision %s", name, described, target, chosen.name, scheme.name)
+    return Detector(model, info, target, chosen)
+
+
+def calibrate_detector(
+    frames: Sequence[np.ndarray],
+    name: str = DEFAULT_MODEL,
+    weights: str = "default",
+    profile: str = "default",
+    *,
+    frame_size: tuple[int, int] = (427, 240),
+    source: str = "",
+) -> dict[str, Any]:
+    """The int8-static artifact for ``name`` with ``weights``, calibrated on ``frames`` at ``profile``.
+
+    Calibration runs on the CPU (where int8 runs). The artifact records what
+    it was made from: model, weights and their fingerprint, profile, frame
+    size, the frames' source and count, backend and torch version.
+    """
+    chosen = get_profile(profile)
+    model, described = build_model(name, weights)
+    apply_profile(model, chosen, frame_size)
+    provenance = {
+        "model": name,
+        "weights": described,
+        "profile": chosen.name,
+        "frame_size": list(frame_size),
+        "source": source,
+    }
+    return calibrate(model, frames, provenance)

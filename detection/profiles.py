@@ -72,6 +72,14 @@ def get_profile(name: str) -> InferenceProfile:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None
 
 
+def set_input_size(transform: nn.Module, profile: InferenceProfile, frame_size: tuple[int, int]) -> None:
+    """Point a GeneralizedRCNNTransform at the size ``profile`` runs frames of ``frame_size`` at."""
+    if getattr(transform, "fixed_size", None) is None:
+        min_size, max_size = profile.input_size(frame_size)
+        transform.min_size = (min_size,)
+        transform.max_size = max_size
+
+
 def apply_profile(model: nn.Module, profile: InferenceProfile, frame_size: tuple[int, int]) -> None:
     """Set the profile on a built torchvision detector, as its constructor arguments would.
 
@@ -79,11 +87,7 @@ def apply_profile(model: nn.Module, profile: InferenceProfile, frame_size: tuple
     RPN (its ``topk_candidates`` plays that role), SSDlite runs at its fixed
     320x320 input.
     """
-    transform = model.transform
-    if getattr(transform, "fixed_size", None) is None:
-        min_size, max_size = profile.input_size(frame_size)
-        transform.min_size = (min_size,)
-        transform.max_size = max_size
+    set_input_size(model.transform, profile, frame_size)
     rpn = getattr(model, "rpn", None)
     if rpn is not None:
         rpn._pre_nms_top_n["testing"] = profile.rpn_pre_nms_top_n
