@@ -98,6 +98,7 @@ def analyze(
     in hand; a second one kills them at once. Either way the writer then
     writes every result already computed, and every line written is kept.
     """
+    config.model.check_runnable()
     video = probe_video(config.video)
     started = time.monotonic()
     supervisor = Supervisor(log_level)
@@ -140,6 +141,7 @@ def analyze(
                 finish_for(capture, frames_ring)
                 finish_for(inference, results_ring)
             finished = time.monotonic()
+            supervisor.join(timeout_s=5.0)
     finally:
         bar.close()
         try:

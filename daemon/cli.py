@@ -8,9 +8,17 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from detectord.detection import MODELS, PROFILES, MainPersonConfig
+from detectord.detection import (
+    MODELS,
+    PROFILES,
+    SCHEMES,
+    CalibrationError,
+    MainPersonConfig,
+    PrecisionError,
+    WeightsError,
+)
 
-from .config import AnalyzeConfig, ConfigError, FrameConfig, ModelConfig
+from .config import AnalyzeConfig, CalibrateConfig, ConfigError, FrameConfig, ModelConfig
 from .logs import configure_logging
 from .process import StageError
 
@@ -37,7 +45,8 @@ def _frame_size(text: str) -> FrameConfig:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 427x240 ({exc})") from None
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
+def _add_model_options(parser: argparse.ArgumentParser, runtime: bool = True) -> None:
+    """Options naming a model; ``runtime`` adds how it runs (device, precision, thresholds)."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=ModelConfig.name, choices=sorted(MODELS), help="torchvision detector")
     group.add_argument(
@@ -47,7 +56,16 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "only) or a state_dict file",
     )
     group.add_argument("--profile", default=ModelConfig.profile, choices=sorted(PROFILES), help="inference profile")
+    if not runtime:
+        return
     group.add_argument("--device", default=ModelConfig.device, help="auto, cpu, cuda or cuda:N")
+    group.add_argument(
+        "--precision",
+        default=ModelConfig.precision,
+        metavar="SCHEME",
+        help=f"{', '.join(SCHEMES)}; append +channels_last to any",
+    )
+    group.add_argument("--calibration", type=Path, metavar="FILE", help="int8-static: from detectord calibrate")
     group.add_argument(
         "--score-threshold", type=float, default=None, help="report detections from this score (profile's default)"
     )
@@ -79,16 +97,34 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar")
     _add_model_options(analyze)
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="int8-static quantisation ranges from real frames of a video",
+        description="Run frames spread over VIDEO through the model with observers on its backbone and save "
+        "the int8-static artifact that --precision int8-static --calibration FILE loads. Calibrate with the "
+        "model, weights, profile and frame size you will run with, on footage like what you will analyse.",
+    )
+    calibrate.add_argument("video", type=Path, metavar="VIDEO")
+    calibrate.add_argument("--out", type=Path, required=True, metavar="FILE", help="the artifact to write")
+    calibrate.add_argument("--frames", type=int, default=CalibrateConfig.frames, help="frames to calibrate on")
+    calibrate.add_argument(
+        "--frame-size", type=_frame_size, default=FrameConfig(), metavar="WxH", help="analysis size (427x240)"
+    )
+    _add_model_options(calibrate, runtime=False)
     return parser
 
 
 def _model_config(args: argparse.Namespace) -> ModelConfig:
+    if args.command == "calibrate":
+        return ModelConfig(name=args.model, weights=args.weights, device="cpu", profile=args.profile)
     return ModelConfig(
         name=args.model,
         weights=args.weights,
         device=args.device,
         profile=args.profile,
         score_threshold=args.score_threshold,
+        precision=args.precision,
+        calibration=args.calibration,
     )
 
 
@@ -121,16 +157,45 @@ def _run_analyze(args: argparse.Namespace, log_level: int) -> int:
     return EXIT_INTERRUPTED if summary.interrupted else 0
 
 
+def _run_calibrate(args: argparse.Namespace) -> int:
+    from detectord.detection import calibrate_detector
+    from detectord.detection.quantization import save_calibration
+
+    from .sources import VideoFile, probe_video
+
+    config = CalibrateConfig(
+        video=args.video, out=args.out, frames=args.frames, frame=args.frame_size, model=_model_config(args)
+    )
+    video = probe_video(config.video)
+    source = VideoFile(video)
+    try:
+        frames = source.sample(config.frames, config.frame.size)
+    finally:
+        source.close()
+    model = config.model
+    artifact = calibrate_detector(
+        frames, model.name, model.weights, model.profile, frame_size=config.frame.size, source=str(video.path)
+    )
+    save_calibration(artifact, config.out)
+    sys.stdout.write(
+        f"calibrated {model.name} ({artifact['weights']}, profile {model.profile}) on {len(frames)} frames of "
+        f"{video.path}; wrote {config.out} ({config.out.stat().st_size / 1e6:.1f} MB)\n"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     log_level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     configure_logging(log_level)
     try:
+        if args.command == "calibrate":
+            return _run_calibrate(args)
         return _run_analyze(args, log_level)
     except ConfigError as exc:
         log.error("%s", exc)
         return EXIT_USAGE
-    except StageError as exc:
+    except (StageError, WeightsError, CalibrationError, PrecisionError) as exc:
         log.error("%s", exc)
         return EXIT_ERROR
     except KeyboardInterrupt:

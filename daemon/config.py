@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detectord.detection import DEFAULT_MODEL, MODELS, PROFILES, MainPersonConfig
+from detectord.detection import (
+    DEFAULT_MODEL,
+    MODELS,
+    PROFILES,
+    MainPersonConfig,
+    Precision,
+    PrecisionError,
+    resolve_device,
+)
 from detectord.ipc.layout import DEFAULT_FRAME_SHAPE
 
 
@@ -46,6 +54,10 @@ class ModelConfig:
     """Inference profile: input size, proposals, score threshold (see detectord.detection.profiles)."""
     score_threshold: float | None = None
     """Report detections from this score; None keeps the profile's threshold."""
+    precision: str = "fp32"
+    """Precision scheme (see detectord.detection.precision), e.g. fp32-fused, int8-static, fp16."""
+    calibration: Path | None = None
+    """The artifact ``detectord calibrate`` made; needed by int8-static."""
 
     def __post_init__(self) -> None:
         if self.name not in MODELS:
@@ -58,10 +70,46 @@ class ModelConfig:
             raise ConfigError(f"model.score_threshold must be in [0, 1], got {self.score_threshold}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"model.device: use auto, cpu, cuda or cuda:N, not {self.device!r}")
+        try:
+            scheme = Precision.parse(self.precision).scheme
+        except PrecisionError as exc:
+            raise ConfigError(f"model.precision: {exc}") from None
+        if scheme == "int8-static" and self.calibration is None:
+            raise ConfigError("model.calibration: int8-static needs a calibration file (detectord calibrate VIDEO)")
+        if self.calibration is not None and scheme != "int8-static":
+            raise ConfigError(f"model.calibration only applies to int8-static, not {self.precision}")
+        if self.calibration is not None and not self.calibration.is_file():
+            raise ConfigError(f"model.calibration: no such file {str(self.calibration)!r}")
+
+    def check_runnable(self) -> None:
+        """Refuse, before any process starts, what this machine cannot run (no CUDA, fp16 on a CPU)."""
+        try:
+            device = resolve_device(self.device)
+            Precision.parse(self.precision).check_device(device)
+        except ValueError as exc:
+            raise ConfigError(f"model: {exc}") from None
 
     @property
     def max_detections(self) -> int:
         return PROFILES[self.profile].detections_per_image
+
+
+@dataclass(frozen=True)
+class CalibrateConfig:
+    """``detectord calibrate``: int8-static quantisation ranges from real frames of a video."""
+
+    video: Path
+    out: Path
+    frames: int = 64
+    """Frames to calibrate on, spread evenly over the video."""
+    frame: FrameConfig = field(default_factory=FrameConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.frames <= 10000:
+            raise ConfigError(f"frames must be between 1 and 10000, got {self.frames}")
+        if not self.out.parent.is_dir():
+            raise ConfigError(f"out: directory {str(self.out.parent)!r} does not exist")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ def load_configured_detector(config: ModelConfig, frame_size: tuple[int, int]) -
         config.profile,
         frame_size=frame_size,
         score_threshold=config.score_threshold,
+        precision=config.precision,
+        calibration=config.calibration,
     )
 
 

@@ -23,6 +23,8 @@ from multiprocessing.connection import Connection
 from threading import Event
 from typing import Any
 
+from detectord.detection import CalibrationError, PrecisionError, WeightsError
+
 from .logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -51,10 +53,14 @@ def run_stage(name: str, log_level: int, reports: Connection, target: Callable[.
     try:
         target(stop, reports, *args)
     except Exception as exc:
-        log.error("%s", exc if isinstance(exc, StageError) else f"{type(exc).__name__}: {exc}")
+        log.error("%s", exc if isinstance(exc, EXPECTED_ERRORS) else f"{type(exc).__name__}: {exc}")
         log.debug("traceback", exc_info=True)
         sys.exit(EXIT_REPORTED)
 
 
 class StageError(RuntimeError):
-    """An expected failure of a stage (bad source, missing weights): logged as its message alone."""
+    """An expected failure of a stage (a bad source, say): logged as its message alone."""
+
+
+EXPECTED_ERRORS = (StageError, WeightsError, CalibrationError, PrecisionError)
+"""Failures whose message says it all; anything else is logged with its type."""

@@ -84,6 +84,23 @@ class VideoFile:
         self.frames_read += 1
         return frame
 
+    def sample(self, count: int, size: tuple[int, int]) -> list[np.ndarray]:
+        """``count`` frames spread evenly over the video, resized as capture resizes them."""
+        total = self.info.frames or count
+        wanted = set(np.linspace(0, max(total - 1, 0), num=min(count, total)).round().astype(int).tolist())
+        frames = []
+        for index in range(total):
+            if index in wanted:
+                image = self.read()
+                if image is None:
+                    break
+                frames.append(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+            elif not self._capture.grab():
+                break
+            else:
+                self.frames_read += 1
+        return frames
+
     def pts(self, frame_id: int) -> float:
         """Position of a frame in the video, seconds (frame index over the stated rate)."""
         return frame_id / self.info.fps

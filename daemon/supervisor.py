@@ -116,6 +116,15 @@ class Supervisor:
                 stage.process.kill()
                 stage.process.join(2.0)
 
+    def join(self, timeout_s: float) -> None:
+        """Wait for stages that are leaving on their own (their stream ended), without signalling them.
+
+        A stage that has failed may still be unwinding; signalling it now
+        would replace its exit status (and the failure) with a SIGTERM.
+        """
+        for stage in self.stages.values():
+            stage.process.join(timeout_s)
+
     def shutdown(self, grace_s: float = 10.0) -> None:
         """Stop every stage still running, in start order, and collect their last reports."""
         for stage in self.stages.values():

@@ -80,15 +80,46 @@ def _example_input(model: nn.Module) -> tuple[torch.Tensor]:
     return (torch.zeros(1, 3, min_size, max_size),)
 
 
-def _prepare(model: nn.Module) -> nn.Module:
-    """The backbone, norms folded, with observers (FX graph mode, x86 qconfig)."""
-    from torch.ao.quantization import get_default_qconfig_mapping
+def cpu_has_vnni() -> bool:
+    """Whether this CPU multiplies u8 x s8 into int32 without an int16 intermediate (AVX512-VNNI, AVX-VNNI)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def _qconfig_mapping(reduce_range: bool) -> Any:
+    """PyTorch's x86 mapping, with 8-bit activations where the CPU allows them.
+
+    The default quantises activations to 7 bits (``reduce_range``) because
+    without VNNI fbgemm's u8 x s8 products pass through saturating int16
+    sums. With VNNI they accumulate straight into int32, and the eighth bit
+    halves the activation rounding error (measured on this project's
+    backbone: 13% -> 7.5% relative error of the FPN features).
+    """
+    from torch.ao.quantization import QConfig, get_default_qconfig_mapping
+    from torch.ao.quantization.observer import HistogramObserver, PerChannelMinMaxObserver
+
+    mapping = get_default_qconfig_mapping(BACKEND)
+    if reduce_range:
+        return mapping
+    return mapping.set_global(
+        QConfig(
+            activation=HistogramObserver.with_args(reduce_range=False),
+            weight=PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric),
+        )
+    )
+
+
+def _prepare(model: nn.Module, reduce_range: bool) -> nn.Module:
+    """The backbone, norms folded, with observers (FX graph mode, x86 kernels)."""
     from torch.ao.quantization.quantize_fx import prepare_fx
 
     torch.backends.quantized.engine = BACKEND
     folded, _ = fold_norms(model.backbone)
     with _quiet_ao():
-        return prepare_fx(folded, get_default_qconfig_mapping(BACKEND), _example_input(model))
+        return prepare_fx(folded, _qconfig_mapping(reduce_range), _example_input(model))
 
 
 def _convert(prepared: nn.Module) -> nn.Module:
@@ -109,7 +140,8 @@ def calibrate(
     if not frames:
         raise CalibrationError("calibration needs at least one frame")
     fingerprint = weights_fingerprint(model)
-    prepared = _prepare(model)
+    reduce_range = not cpu_has_vnni()
+    prepared = _prepare(model, reduce_range)
     float_backbone, model.backbone = model.backbone, prepared
     try:
         with torch.inference_mode():
@@ -122,6 +154,7 @@ def calibrate(
         "format": ARTIFACT_FORMAT,
         "version": ARTIFACT_VERSION,
         "backend": BACKEND,
+        "reduce_range": reduce_range,
         "weights_fingerprint": fingerprint,
         "frames": len(frames),
         "torch": str(torch.__version__),
@@ -136,7 +169,7 @@ def save_calibration(artifact: dict[str, Any], path: Path) -> None:
 
 def read_calibration(path: Path) -> dict[str, Any]:
     try:
-        with warnings.catch_warnings():  # quantized tensors still load through TypedStorage
+        with _quiet_ao(), warnings.catch_warnings():  # quantized tensors still load through TypedStorage
             warnings.filterwarnings("ignore", message=r".*TypedStorage is deprecated.*")
             artifact = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -163,7 +196,12 @@ def load_calibration(model: nn.Module, artifact: dict[str, Any], model_name: str
         raise CalibrationError(
             f"the calibration was made for other weights ({artifact.get('weights')}); recalibrate with these"
         )
-    quantized = _convert(_prepare(model))
+    if not artifact.get("reduce_range", True) and not cpu_has_vnni():
+        raise CalibrationError(
+            "the calibration uses 8-bit activations, which need a CPU with VNNI; this one has none: "
+            "recalibrate on this machine"
+        )
+    quantized = _convert(_prepare(model, artifact.get("reduce_range", True)))
     try:
         quantized.load_state_dict(artifact["state_dict"])
     except RuntimeError as exc:

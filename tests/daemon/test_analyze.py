@@ -159,3 +159,40 @@ def test_max_frames_analyses_only_the_first_frames(clip: SyntheticVideo, tmp_pat
     )
     assert summary.frames == summary.expected_frames == 7
     assert [line["frame"] for line in _lines(out)] == list(range(7))
+
+
+def test_calibrate_then_analyze_with_int8_static_from_the_command_line(tmp_path: Path) -> None:
+    """The calibration is its own command; its artifact is what --precision int8-static loads."""
+    clip = write_video(tmp_path / "clip.mp4", frames=6)
+    artifact = tmp_path / "int8.pt"
+    done = subprocess.run(
+        [*DETECTORD, "calibrate", str(clip.path), "--out", str(artifact), "--frames", "3", "--weights", "random"],
+        check=False, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "on 3 frames of" in done.stdout and artifact.is_file()
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run(
+        [*DETECTORD, "analyze", str(clip.path), "--out", str(out), "--weights", "random", "--device", "cpu",
+         "--precision", "int8-static", "--calibration", str(artifact)],
+        check=False, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, "torch.ao's deprecation warnings are not the user's business"
+    assert len(_lines(out)) == 6
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--precision", "int8-static"], "needs a calibration file"),
+        (["--precision", "int4"], "unknown precision"),
+        (["--precision", "fp16", "--device", "cpu"], "needs a CUDA device"),
+    ],
+)
+def test_a_precision_this_run_cannot_use_is_one_line(tmp_path: Path, extra: list[str], message: str) -> None:
+    clip = write_video(tmp_path / "clip.mp4", frames=2)
+    code, stderr = _error(["analyze", str(clip.path), "--out", str(tmp_path / "o.jsonl"), *extra])
+    assert code != 0
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert message in stderr
