@@ -15,8 +15,6 @@ import time
 from dataclasses import dataclass
 from types import FrameType
 
-from detectord.ipc import RingMode
-
 from .capture import run_capture
 from .config import AnalyzeConfig
 from .inference import DetectorFactory, load_configured_detector, run_inference
@@ -106,7 +104,7 @@ def analyze(
         f"analyze-{os.getpid()}",
         config.frame.shape,
         config.model.max_detections,
-        mode=RingMode.LOSSLESS,
+        live=False,
         batch=config.batch,
         ctx=supervisor.ctx,
     )

@@ -1,4 +1,14 @@
-"""The capture stage: decode, resize to the pipeline's frame size straight into a ring slot."""
+"""The capture stage: decode, resize to the pipeline's frame size straight into a ring slot.
+
+The stream is finished (end of stream for the readers) only when the stage
+ends normally; a crashed capture leaves it open for its restarted successor,
+and the supervisor finishes it when none will come.
+
+``run_capture`` reads every frame of a file into a lossless ring (offline);
+``run_live_capture`` reads a camera, stream or paced file into a latest-mode
+ring, never waiting for inference, and reopens a failed or stalled source
+with exponential backoff while reporting what it is doing.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +18,22 @@ from multiprocessing.connection import Connection
 from threading import Event
 
 import cv2
+import numpy as np
 
-from detectord.ipc import RingMode
+from detectord.ipc import RingMode, RingWriter, WriteSlot
 
+from .config import SourceConfig
 from .rings import PipelineRings, claim
-from .sources import VideoFile, VideoInfo
+from .sources import LiveSource, SourceError, VideoFile, VideoInfo
 from .telemetry import StageMeter
 
 log = logging.getLogger(__name__)
+
+
+def _fill(writer: RingWriter, slot: WriteSlot, image: np.ndarray, frame_id: int, pts: float) -> None:
+    height, width = slot["pixels"].shape[:2]
+    cv2.resize(image, (width, height), dst=slot["pixels"], interpolation=cv2.INTER_AREA)
+    writer.publish(slot, frame_id=frame_id, capture_ts=time.time(), pts=pts)
 
 
 def run_capture(
@@ -25,7 +43,6 @@ def run_capture(
     ring = rings.attach_frames()
     writer = ring.writer()
     meter = StageMeter("capture", reports)
-    height, width, _ = rings.frame_shape
     lossless = ring.mode is RingMode.LOSSLESS
     source = VideoFile(video, limit)
     meter.ready()
@@ -38,17 +55,63 @@ def run_capture(
                 break
             decoded = time.perf_counter()
             slot = claim(writer, stop, lossless)
-            if slot is None:
-                frame_id += 1
-                continue
-            claimed = time.perf_counter()
-            cv2.resize(image, (width, height), dst=slot["pixels"], interpolation=cv2.INTER_AREA)
-            writer.publish(slot, frame_id=frame_id, capture_ts=time.time(), pts=source.pts(frame_id))
+            if slot is not None:
+                claimed = time.perf_counter()
+                _fill(writer, slot, image, frame_id, source.pts(frame_id))
+                meter.add(1, (decoded - started) + (time.perf_counter() - claimed))
             frame_id += 1
-            meter.add(1, (decoded - started) + (time.perf_counter() - claimed))
-        log.debug("capture: %d frames", frame_id)
-    finally:
         writer.finish()
+    finally:
+        meter.close()
+        source.close()
+        ring.close()
+
+
+def run_live_capture(stop: Event, reports: Connection, rings: PipelineRings, config: SourceConfig) -> None:
+    """The newest frame wins: publish every frame read; a slow reader only makes the ring drop old ones."""
+    ring = rings.attach_frames()
+    writer = ring.writer()
+    meter = StageMeter("capture", reports)
+    source = LiveSource(config.uri, loop=config.loop)
+    backoff = config.reconnect_min_s
+    frame_id = 0
+    started_at = last_frame = time.monotonic()
+    meter.ready()
+    try:
+        while not stop.is_set():
+            if not source.is_open:
+                try:
+                    source.open()
+                except SourceError as exc:
+                    meter.set_status(f"reconnecting in {backoff:.0f} s: {exc}")
+                    log.warning("%s; retrying in %.0f s", exc, backoff)
+                    stop.wait(backoff)
+                    backoff = min(2 * backoff, config.reconnect_max_s)
+                    continue
+                last_frame = time.monotonic()
+                meter.set_status("streaming")
+            started = time.perf_counter()
+            image = source.read()
+            if image is None:
+                if source.ended:
+                    meter.set_status("ended")
+                    break
+                if time.monotonic() - last_frame > config.stall_timeout_s:
+                    log.warning("%s delivered no frame for %.0f s; reopening", config.uri, config.stall_timeout_s)
+                else:
+                    log.warning("reading %s failed; reopening", config.uri)
+                source.close()
+                continue
+            last_frame = time.monotonic()
+            backoff = config.reconnect_min_s
+            slot = writer.claim()
+            if slot is not None:
+                pts = frame_id / source.fps if source.fps else time.monotonic() - started_at
+                _fill(writer, slot, image, frame_id, pts)
+            frame_id += 1
+            meter.add(1, time.perf_counter() - started)
+        writer.finish()
+    finally:
         meter.close()
         source.close()
         ring.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -18,9 +19,10 @@ from detectord.detection import (
     WeightsError,
 )
 
-from .config import AnalyzeConfig, CalibrateConfig, ConfigError, FrameConfig, ModelConfig
+from .config import AnalyzeConfig, CalibrateConfig, ConfigError, DaemonConfig, FrameConfig, ModelConfig
 from .logs import configure_logging
 from .process import StageError
+from .settings import build, read_toml, set_dotted
 
 log = logging.getLogger("detectord")
 
@@ -45,23 +47,35 @@ def _frame_size(text: str) -> FrameConfig:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 427x240 ({exc})") from None
 
 
-def _add_model_options(parser: argparse.ArgumentParser, runtime: bool = True) -> None:
-    """Options naming a model; ``runtime`` adds how it runs (device, precision, thresholds)."""
+def _add_model_options(parser: argparse.ArgumentParser, runtime: bool = True, defaults: bool = True) -> None:
+    """Options naming a model; ``runtime`` adds how it runs (device, precision, thresholds).
+
+    Without ``defaults`` every option defaults to None: the live daemon's flags
+    override its config file only when given.
+    """
+
+    def default(value: object) -> object:
+        return value if defaults else None
+
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default=ModelConfig.name, choices=sorted(MODELS), help="torchvision detector")
+    group.add_argument(
+        "--model", default=default(ModelConfig.name), choices=sorted(MODELS), help="torchvision detector"
+    )
     group.add_argument(
         "--weights",
-        default=ModelConfig.weights,
+        default=default(ModelConfig.weights),
         help="'default' (torchvision's pretrained, downloaded once), 'random' (untrained: tests and timing "
         "only) or a state_dict file",
     )
-    group.add_argument("--profile", default=ModelConfig.profile, choices=sorted(PROFILES), help="inference profile")
+    group.add_argument(
+        "--profile", default=default(ModelConfig.profile), choices=sorted(PROFILES), help="inference profile"
+    )
     if not runtime:
         return
-    group.add_argument("--device", default=ModelConfig.device, help="auto, cpu, cuda or cuda:N")
+    group.add_argument("--device", default=default(ModelConfig.device), help="auto, cpu, cuda or cuda:N")
     group.add_argument(
         "--precision",
-        default=ModelConfig.precision,
+        default=default(ModelConfig.precision),
         metavar="SCHEME",
         help=f"{', '.join(SCHEMES)}; append +channels_last to any",
     )
@@ -72,15 +86,60 @@ def _add_model_options(parser: argparse.ArgumentParser, runtime: bool = True) ->
     group.add_argument(
         "--main-threshold",
         type=float,
-        default=MainPersonConfig.score_threshold,
+        default=default(MainPersonConfig.score_threshold),
         help="minimum score of the main person",
     )
 
 
+LIVE_OVERRIDES = {
+    "source": "source.uri",
+    "loop": "source.loop",
+    "camera": "camera",
+    "mqtt_host": "mqtt.host",
+    "mqtt_port": "mqtt.port",
+    "mqtt_username": "mqtt.username",
+    "mqtt_password": "mqtt.password",
+    "mqtt_tls": "mqtt.tls",
+    "topic_prefix": "mqtt.topic_prefix",
+    "model": "model.name",
+    "weights": "model.weights",
+    "profile": "model.profile",
+    "device": "model.device",
+    "precision": "model.precision",
+    "calibration": "model.calibration",
+    "score_threshold": "model.score_threshold",
+    "main_threshold": "main_person.score_threshold",
+}
+"""Live flags and the config keys they override."""
+
+
+def _add_live_options(parser: argparse.ArgumentParser) -> None:
+    live = parser.add_argument_group("live daemon (when no command is given)")
+    live.add_argument("--source", help="/dev/video0, a camera index, a video file, or an rtsp:// or http:// URL")
+    live.add_argument("--config", type=Path, help="TOML configuration (flags override it)")
+    live.add_argument("--check-config", action="store_true", help="validate the configuration, print it, exit")
+    live.add_argument("--camera", help="camera name: topics, shared memory and systemd instance")
+    live.add_argument("--loop", action="store_const", const=True, help="video files: start again at the end")
+    live.add_argument("--frame-size", type=_frame_size, metavar="WxH", help="published frame size (427x240)")
+    mqtt = parser.add_argument_group("MQTT")
+    mqtt.add_argument("--mqtt-host")
+    mqtt.add_argument("--mqtt-port", type=int)
+    mqtt.add_argument("--mqtt-username")
+    mqtt.add_argument("--mqtt-password", help="prefer the environment: DETECTORD_MQTT_PASSWORD")
+    mqtt.add_argument("--mqtt-tls", action="store_const", const=True, help="connect with TLS")
+    mqtt.add_argument("--topic-prefix", help="topic prefix (detector)")
+    _add_model_options(parser, defaults=False)
+
+
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="detectord", description="Real-time video object detection daemon.")
+    parser = _Parser(
+        prog="detectord",
+        description="Real-time video object detection daemon. Without a command: the live daemon "
+        "(detectord --source /dev/video0).",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v: progress messages, -vv: debugging")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_live_options(parser)
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     analyze = commands.add_parser(
         "analyze",
         help="every frame of a video: main person per frame, JSONL and an annotated video",
@@ -184,11 +243,51 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def live_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> DaemonConfig:
+    """The daemon's configuration: the TOML file, then the flags given, then validated as a whole."""
+    data = read_toml(args.config) if args.config else {}
+    for option, key in LIVE_OVERRIDES.items():
+        value = getattr(args, option, None)
+        if value is not None:
+            set_dotted(data, key, str(value) if isinstance(value, Path) else value)
+    if args.frame_size is not None:
+        set_dotted(data, "frame.width", args.frame_size.width)
+        set_dotted(data, "frame.height", args.frame_size.height)
+    env = os.environ if environ is None else environ
+    mqtt = data.get("mqtt", {})
+    if "password" not in mqtt and env.get("DETECTORD_MQTT_PASSWORD"):
+        set_dotted(data, "mqtt.password", env["DETECTORD_MQTT_PASSWORD"])
+    return build(DaemonConfig, data)
+
+
+def _run_live(args: argparse.Namespace, log_level: int) -> int:
+    from .live import run_daemon
+
+    if args.check_config:
+        try:
+            config = live_config(args)
+            config.model.check_runnable()
+        except ConfigError as exc:
+            log.error("%s", exc)
+            return EXIT_ERROR
+        sys.stdout.write(
+            f"configuration OK: camera {config.camera!r}, source {config.source.uri!r}, "
+            f"broker {config.mqtt.host}:{config.mqtt.port}, model {config.model.name} "
+            f"({config.model.weights}, {config.model.profile}, {config.model.precision})\n"
+        )
+        return 0
+    run_daemon(live_config(args), log_level=log_level)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    log_level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    live = args.command is None
+    log_level = (logging.INFO if live else logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     configure_logging(log_level)
     try:
+        if live:
+            return _run_live(args, log_level)
         if args.command == "calibrate":
             return _run_calibrate(args)
         return _run_analyze(args, log_level)

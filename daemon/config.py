@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,3 +138,86 @@ class AnalyzeConfig:
                 raise ConfigError(f"{key}: directory {str(path.parent)!r} does not exist")
         if self.annotated is not None and self.annotated.suffix.lower() != ".mp4":
             raise ConfigError(f"annotated: write an .mp4 file, not {self.annotated.name!r}")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    uri: str = ""
+    """A V4L2 device (/dev/video0), a camera index (0), a video file, or an rtsp:// or http(s):// URL."""
+    loop: bool = False
+    """Video files: start again at the end instead of stopping."""
+    reconnect_min_s: float = 1.0
+    """First wait before reopening a source that failed; doubles per failure."""
+    reconnect_max_s: float = 30.0
+    """Longest wait between reopening attempts."""
+    stall_timeout_s: float = 10.0
+    """A source that delivers no frame for this long is reopened."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.reconnect_min_s <= self.reconnect_max_s:
+            raise ConfigError("source.reconnect_min_s must be positive and at most source.reconnect_max_s")
+        if self.stall_timeout_s <= 0:
+            raise ConfigError(f"source.stall_timeout_s must be positive, got {self.stall_timeout_s}")
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str = "127.0.0.1"
+    """Broker host name or address."""
+    port: int = 1883
+    """Broker port (8883 is usual with tls)."""
+    username: str | None = None
+    """User name; requires a password."""
+    password: str | None = None
+    """Password of that user."""
+    tls: bool = False
+    """Connect with TLS (the system's CA certificates)."""
+    topic_prefix: str = "detector"
+    """Topics are <prefix>/<camera>/detections, /frame, /status, /stats."""
+    client_id: str | None = None
+    """MQTT client id; default detectord-<camera>."""
+    keepalive_s: int = 30
+    """MQTT keep-alive; a dead connection is noticed within about 1.5 times this."""
+    jpeg_quality: int = 80
+    """JPEG quality (1-100) of the published frames."""
+    stats_interval_s: float = 5.0
+    """How often the retained stats message is published."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"mqtt.port must be between 1 and 65535, got {self.port}")
+        if (self.username is None) != (self.password is None):
+            raise ConfigError("mqtt.username and mqtt.password go together: set both or neither")
+        if not self.topic_prefix or any(c in self.topic_prefix for c in "#+") or self.topic_prefix.endswith("/"):
+            raise ConfigError(f"mqtt.topic_prefix {self.topic_prefix!r}: no wildcards, no trailing '/'")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ConfigError(f"mqtt.jpeg_quality must be between 1 and 100, got {self.jpeg_quality}")
+        if self.keepalive_s < 5 or self.stats_interval_s <= 0:
+            raise ConfigError("mqtt.keepalive_s must be at least 5 and mqtt.stats_interval_s positive")
+
+    def topic(self, camera: str, kind: str) -> str:
+        return f"{self.topic_prefix}/{camera}/{kind}"
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """``detectord``: a live source through capture -> inference -> publish, to MQTT."""
+
+    camera: str = "default"
+    """Camera (instance) name: in topics, shared-memory segment names and the systemd instance."""
+    source: SourceConfig = field(default_factory=SourceConfig)
+    frame: FrameConfig = field(default_factory=FrameConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    main_person: MainPersonConfig = field(default_factory=MainPersonConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+
+    def __post_init__(self) -> None:
+        if not _CAMERA_RE.match(self.camera):
+            raise ConfigError(
+                f"camera {self.camera!r}: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+            )
+        if not self.source.uri:
+            raise ConfigError("source.uri is not set: pass --source (a device, camera index, file or URL)")
+
+
+_CAMERA_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -65,6 +65,7 @@ def run_inference(
             except EndOfStream:
                 break
             if not held:
+                meter.tick()
                 continue
             started, clock = time.time(), time.perf_counter()
             detections = detector([ref.pixels for ref in held])
@@ -89,9 +90,9 @@ def run_inference(
             reader.release(held)
             held = []
             meter.add(len(detections), busy)
+        writer.finish()
     finally:
         reader.release(held)
-        writer.finish()
         meter.close()
         result_ring.close()
         frame_ring.close()

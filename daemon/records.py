@@ -110,3 +110,29 @@ def jsonl_record(result: FrameResult, categories: tuple[str, ...]) -> dict[str, 
         "main_person": main_person_json(result.main_person),
         "detections": detections_json(result.detections, categories),
     }
+
+
+def detections_message(
+    result: FrameResult,
+    camera: str,
+    size: tuple[int, int],
+    model: dict[str, str],
+    published: float,
+    categories: tuple[str, ...],
+) -> dict[str, Any]:
+    """The ``<prefix>/<camera>/detections`` payload of the MQTT contract (DESIGN.md), version 1."""
+    return {
+        "v": 1,
+        "camera": camera,
+        "frame_id": result.frame_id,
+        "size": list(size),
+        "ts": {
+            "capture": result.capture_ts,
+            "inference_start": result.inference_start,
+            "inference_end": result.inference_end,
+            "publish": published,
+        },
+        "model": model,
+        "detections": detections_json(result.detections, categories),
+        "main_person": main_person_json(result.main_person),
+    }

@@ -38,16 +38,30 @@ def create_rings(
     frame_shape: tuple[int, int, int],
     max_detections: int,
     *,
-    mode: RingMode,
+    live: bool,
     batch: int,
     ctx: BaseContext,
 ) -> tuple[FrameRing, ResultRing]:
-    """Rings sized so decoding can run a batch ahead of inference while the writer trails a batch behind."""
+    """The frame and result rings of a pipeline.
+
+    Offline both are lossless, sized so decoding can run a batch ahead of
+    inference while the writer trails a batch behind. Live the frame ring is
+    ``latest`` (the camera never waits) and the result ring stays lossless:
+    every result carries a frame pin, so a result nobody reads would pin its
+    frame for good; the publisher keeps up (it also drains while the broker
+    is down), so inference never waits for it for long.
+    """
     slots = max(8, 3 * batch)
-    frames = FrameRing.create(instance, shape=frame_shape, slots=slots, readers=FRAME_READERS, mode=mode, ctx=ctx)
+    frame_mode = RingMode.LATEST if live else RingMode.LOSSLESS
+    frames = FrameRing.create(instance, shape=frame_shape, slots=slots, readers=FRAME_READERS, mode=frame_mode, ctx=ctx)
     try:
         results = ResultRing.create(
-            instance, max_detections=max_detections, slots=max(8, 2 * batch), readers=1, mode=mode, ctx=ctx
+            instance,
+            max_detections=max_detections,
+            slots=max(8, 2 * batch),
+            readers=1,
+            mode=RingMode.LOSSLESS,
+            ctx=ctx,
         )
     except BaseException:
         frames.close()

@@ -96,6 +96,8 @@ class Supervisor:
         with _sigint_ignored():
             process.start()
         send.close()
+        if name in self.stages:  # a restart: the predecessor's pipe is done
+            self.stages[name].reports.close()
         stage = Stage(name, process, receive)
         self.stages[name] = stage
         return stage

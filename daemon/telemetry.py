@@ -27,6 +27,10 @@ class StageReport:
     """Last report: the stage is leaving."""
     sent_at: float
     """time.monotonic() in the sender, comparable across processes on one machine."""
+    status: str = ""
+    """What the stage is doing, for people: "streaming", "reconnecting: cannot open …"."""
+    unsent: int = 0
+    """Publish stage: results that could not go to the broker."""
 
 
 class StageMeter:
@@ -40,6 +44,8 @@ class StageMeter:
         self.busy_s = 0.0
         self._ready = False
         self._last = 0.0
+        self.status = ""
+        self.unsent = 0
 
     def ready(self) -> None:
         self._ready = True
@@ -51,6 +57,16 @@ class StageMeter:
         if time.monotonic() - self._last >= self._interval:
             self._send(final=False)
 
+    def tick(self) -> None:
+        """Report even without progress: a stage whose reports stop is stuck, not idle."""
+        if time.monotonic() - self._last >= self._interval:
+            self._send(final=False)
+
+    def set_status(self, status: str) -> None:
+        if status != self.status:
+            self.status = status
+            self._send(final=False)
+
     def close(self) -> None:
         self._send(final=True)
 
@@ -58,7 +74,17 @@ class StageMeter:
         if self._reports.closed:
             return
         self._last = time.monotonic()
-        report = StageReport(self.stage, os.getpid(), self.frames, self.busy_s, self._ready, final, self._last)
+        report = StageReport(
+            self.stage,
+            os.getpid(),
+            self.frames,
+            self.busy_s,
+            self._ready,
+            final,
+            self._last,
+            self.status,
+            self.unsent,
+        )
         try:
             self._reports.send(report)
         except (BrokenPipeError, ConnectionResetError):

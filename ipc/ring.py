@@ -399,6 +399,34 @@ class Ring(Generic[RefT]):
                 readers=readers,
             )
 
+    # -- recovery (the owner, after a stage process died) ---------------------------
+
+    def reset_reader(self, index: int) -> None:
+        """Forget dead reader ``index``: release its pins, skip what it had not read.
+
+        Its replacement starts at the newest frame; in lossless mode nothing
+        it had already taken is delivered again.
+        """
+        with self._locked:
+            row, pins = self._rows[index], self._pin_rows[index]
+            for slot in range(self.slot_count):
+                pins[slot] = 0
+            row[_CURSOR] = max(row[_CURSOR], self._ctl[_W_SEQ])
+            row[_WAITING] = 0
+            row[_READER_PID] = 0
+            self._wake_producer()
+
+    def reset_writer(self) -> None:
+        """Forget a dead producer: free a slot it left half written, and reopen the stream."""
+        with self._locked:
+            for slot in range(self.slot_count):
+                if self._slot_seq[slot] == WRITING:
+                    self._slot_seq[slot] = EMPTY
+            self._ctl[_WRITER_PID] = 0
+            self._ctl[_EOF] = 0
+        if self._writer is not None:
+            self._writer._claimed = None
+
     # -- used by the endpoints, always under the lock ------------------------------
 
     def _take_endpoint(self, row: memoryview, index: int, what: str) -> None:

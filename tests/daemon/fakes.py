@@ -6,6 +6,7 @@ Only the tests construct it (through ``bright_box_factory``, handed to
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,3 +37,20 @@ def bright_box_factory(config: ModelConfig, frame_size: tuple[int, int]) -> Brig
 
 def failing_factory(config: ModelConfig, frame_size: tuple[int, int]) -> BrightBoxDetector:
     raise RuntimeError("this detector cannot be built")
+
+
+class StuckDetector(BrightBoxDetector):
+    """Answers three frames, then never returns: what a wedged driver looks like from outside."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        self.calls += 1
+        if self.calls > 3:
+            threading.Event().wait()
+        return super().__call__(frames)
+
+
+def stuck_factory(config: ModelConfig, frame_size: tuple[int, int]) -> StuckDetector:
+    return StuckDetector()

@@ -413,3 +413,39 @@ def test_adopting_a_slot_that_was_not_handed_over_is_an_error(instance: str) -> 
         seq = writer.publish(slot, frame_id=0)
         with pytest.raises(RingError, match="not handed over"):
             ring.reader(1).adopt(slot.index, seq)
+
+
+def test_a_dead_readers_pins_are_released_for_its_replacement(ctx: SpawnContext, instance: str) -> None:
+    """A stage that crashed while holding frames must not hold them forever."""
+    out = ctx.Queue()
+    with FrameRing.create(instance, slots=2, readers=1, mode="lossless") as ring:
+        writer = ring.writer()
+        for frame_id in range(2):
+            slot = writer.claim(timeout=0)
+            assert slot is not None
+            writer.publish(slot, frame_id=frame_id)
+        holder = _run(ctx, workers.hold_and_die, ring.handle, 0, out)
+        assert out.get(timeout=30) == "holding"
+        holder.join(30)
+        assert holder.exitcode != 0
+        assert ring.stats().readers[0].pinned == 2
+        assert writer.claim(timeout=0) is None
+        ring.reset_reader(0)
+        assert ring.stats().readers[0].pinned == 0 and ring.stats().readers[0].lag == 0
+        slot = writer.claim(timeout=0)
+        assert slot is not None
+        writer.publish(slot, frame_id=2)
+        (ref,) = ring.reader(0).read(1, timeout=1)
+        assert ref.frame_id == 2, "the replacement starts at the newest frame"
+        ref.release()
+
+
+def test_a_dead_writers_half_written_slot_and_end_of_stream_are_undone(instance: str) -> None:
+    with FrameRing.create(instance, slots=2, readers=1, mode="latest") as ring:
+        writer = ring.writer()
+        assert writer.claim() is not None
+        writer.finish()
+        ring.reset_writer()
+        assert not ring.stats().finished
+        reader = ring.reader(0)
+        assert reader.read(1, timeout=0) == []

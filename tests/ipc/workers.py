@@ -6,6 +6,7 @@ Results come back through a ``multiprocessing.Queue`` as small Python objects
 
 from __future__ import annotations
 
+import os
 import time
 from multiprocessing.queues import Queue
 from typing import Any
@@ -145,3 +146,13 @@ def adopt_frames(handle: RingHandle, index: int, requests: Queue[Any], replies: 
         replies.put(seen)
     finally:
         ring.close()
+
+
+def hold_and_die(handle: RingHandle, index: int, out: Queue[Any]) -> None:
+    """Read every frame there is, keep them pinned, and die without releasing them."""
+    ring = FrameRing.attach(handle)
+    ring.reader(index).read(8, timeout=5)
+    out.put("holding")
+    out.close()
+    out.join_thread()  # os._exit skips the queue's feeder thread
+    os._exit(17)

@@ -1,0 +1,96 @@
+"""Loading configuration dataclasses from TOML and command-line overrides.
+
+One path for both: the TOML file becomes a nested dict, flags override
+dotted keys in it, and the dict is converted field by field into the frozen
+dataclasses of ``config``, where each one checks its own values. Unknown keys,
+wrong types and bad values all raise ConfigError naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .config import ConfigError
+
+T = TypeVar("T")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"no such config file: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """``set_dotted(d, "mqtt.port", 1884)``: the command line overriding one key of the file."""
+    *sections, last = key.split(".")
+    for section in sections:
+        data = data.setdefault(section, {})
+    data[last] = value
+
+
+def _convert(value: Any, kind: Any, key: str) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (types.UnionType, typing.Union):
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]
+        return _convert(value, inner, key)
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table of settings, got {value!r}")
+        return build(kind, value, key)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if kind is str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # a camera index written as a number
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if kind is Path:
+        if not isinstance(value, str | Path):
+            raise ConfigError(f"{key}: expected a path, got {value!r}")
+        return Path(value)
+    raise ConfigError(f"{key}: unsupported setting type {kind!r}")
+
+
+def build(cls: type[T], data: dict[str, Any], where: str = "") -> T:
+    """An instance of dataclass ``cls`` from ``data``; every problem is a ConfigError naming its key."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        known = ", ".join(sorted(fields))
+        raise ConfigError(f"unknown setting {key!r} (known{' in ' + where if where else ''}: {known})")
+    values = {name: _convert(value, hints[name], f"{where}.{name}" if where else name) for name, value in data.items()}
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # a dataclass from detectord.detection validating itself
+        text = str(exc)
+        raise ConfigError(text if where and text.startswith(where) else f"{where}: {text}" if where else text) from None

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .mqtt import Mosquitto
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A real Mosquitto on a free loopback port, for this test only."""
+    mosquitto = Mosquitto(tmp_path)
+    mosquitto.start()
+    try:
+        yield mosquitto
+    finally:
+        mosquitto.stop()

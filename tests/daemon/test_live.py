@@ -1,0 +1,253 @@
+"""The live daemon end to end: real processes, a real Mosquitto, a video file as the camera."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import psutil
+import pytest
+
+from ..mqtt import Mosquitto, Subscriber
+from .conftest import write_video
+
+REPO = Path(__file__).resolve().parents[2]
+PAYLOAD_KEYS = {"v", "camera", "frame_id", "size", "ts", "model", "detections", "main_person"}
+
+
+class Running:
+    def __init__(
+        self,
+        tmp_path: Path,
+        port: int,
+        factory: str = "bright",
+        env: dict[str, str] | None = None,
+        camera: str | None = None,
+    ) -> None:
+        self.camera = camera or f"t{uuid.uuid4().hex[:8]}"
+        video = write_video(tmp_path / "live.mp4", frames=40)
+        config = tmp_path / "detector.toml"
+        config.write_text(f'camera = "{self.camera}"\n[mqtt]\nport = {port}\nstats_interval_s = 1.0\n')
+        self.log = tmp_path / "daemon.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.daemon.live_runner", factory, "--config", str(config),
+             "--source", str(video.path), "--loop", "--weights", "random"],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.log.open("w"), start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )  # fmt: skip
+
+    def topic(self, kind: str) -> str:
+        return f"detector/{self.camera}/{kind}"
+
+    def segments(self) -> list[str]:
+        return [f for f in os.listdir("/dev/shm") if f.startswith(f"detectord-{self.camera}-")]
+
+    def stage_pid(self, name: str) -> int:
+        for child in psutil.Process(self.process.pid).children():
+            if child.name() == f"detectord-{name}"[:15]:
+                return child.pid
+        raise LookupError(name)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+        return self.process.wait(30)
+
+
+@pytest.fixture
+def subscriber(broker: Mosquitto) -> Iterator[Subscriber]:
+    sub = Subscriber(broker.port)
+    yield sub
+    sub.close()
+
+
+def _last(sub: Subscriber, topic: str) -> bytes | None:
+    found = [m for m in sub.messages if m.topic == topic]
+    return found[-1].payload if found else None
+
+
+def _bright_box(image: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(image.min(axis=2) > 200)
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+
+
+def test_frames_reach_a_subscriber_with_the_documented_payloads(
+    tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
+) -> None:
+    daemon = Running(tmp_path, broker.port)
+    try:
+        assert subscriber.wait_for(lambda: len(subscriber.on("/frame")) >= 8 and subscriber.on("/stats")), (
+            daemon.log.read_text()
+        )
+        assert _last(subscriber, daemon.topic("status")) == b"online"
+        detections = {}
+        for message in subscriber.on("/detections"):
+            payload = json.loads(message.payload)
+            assert set(payload) == PAYLOAD_KEYS
+            assert payload["v"] == 1 and payload["camera"] == daemon.camera and payload["size"] == [427, 240]
+            ts = payload["ts"]
+            assert ts["capture"] <= ts["inference_start"] <= ts["inference_end"] <= ts["publish"] <= message.at
+            assert payload["model"] == {"name": "fasterrcnn_resnet50_fpn", "precision": "fp32", "device": "cpu"}
+            assert payload["main_person"]["track_id"] >= 1
+            detections[payload["frame_id"]] = payload
+        for message in subscriber.on("/frame"):
+            (frame_id,) = [int(v) for k, v in message.properties["user_property"] if k == "frame_id"]
+            image = cv2.imdecode(np.frombuffer(message.payload, np.uint8), cv2.IMREAD_COLOR)
+            assert image.shape == (240, 427, 3)
+            box = detections[frame_id]["detections"][0]["box"]
+            np.testing.assert_allclose(_bright_box(image), box, atol=2.0, err_msg="the JPEG is that frame")
+        stats = json.loads(subscriber.on("/stats")[-1].payload)
+        assert set(stats["stages"]) == {"capture", "inference", "publish"}
+        assert stats["stages"]["inference"]["pid"] and stats["stages"]["inference"]["rss_mb"] > 0
+        assert stats["mqtt"]["connected"] and set(stats["drops"]) >= {"capture", "inference", "mqtt_unsent"}
+        assert stats["latency"]["end_to_end"]["p50_ms"] > 0
+    finally:
+        assert daemon.stop(signal.SIGTERM) == 0, daemon.log.read_text()
+    assert subscriber.wait_for(lambda: _last(subscriber, daemon.topic("status")) == b"offline", 10)
+    assert daemon.segments() == []
+    late = Subscriber(broker.port)
+    try:
+        assert late.wait_for(lambda: bool(late.on("/stats")) and bool(late.on("/status")), 10)
+        assert all(m.retain for m in late.messages), "status and stats are retained, nothing else is"
+        assert _last(late, daemon.topic("status")) == b"offline"
+    finally:
+        late.close()
+
+
+def test_status_goes_offline_by_the_will_after_sigkill_and_the_next_start_reclaims_memory(
+    tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
+) -> None:
+    daemon = Running(tmp_path, broker.port)
+    assert subscriber.wait_for(lambda: _last(subscriber, daemon.topic("status")) == b"online")
+    daemon.stop(signal.SIGKILL)
+    assert subscriber.wait_for(lambda: _last(subscriber, daemon.topic("status")) == b"offline", 15)
+    assert daemon.segments(), "SIGKILL of the whole group leaves the segments behind"
+    again = Running(tmp_path, broker.port, camera=daemon.camera)
+    try:
+        assert subscriber.wait_for(lambda: len(subscriber.on("/frame")) >= 2)
+    finally:
+        again.stop()
+    assert "reclaiming stale shared-memory segment" in again.log.read_text()
+    assert again.segments() == []
+
+
+def test_publishing_resumes_after_the_broker_restarts(tmp_path: Path, broker: Mosquitto) -> None:
+    daemon = Running(tmp_path, broker.port)
+    try:
+        first = Subscriber(broker.port)
+        assert first.wait_for(lambda: len(first.on("/frame")) >= 2), daemon.log.read_text()
+        first.close()
+        broker.stop()
+        time.sleep(3)
+        broker.start()
+        second = Subscriber(broker.port)
+        try:
+            assert second.wait_for(lambda: len(second.on("/frame")) >= 2, 60), daemon.log.read_text()
+            assert _last(second, daemon.topic("status")) == b"online"
+            assert second.wait_for(lambda: bool(second.on("/stats")))
+            stats = json.loads(second.on("/stats")[-1].payload)
+            assert stats["mqtt"]["connections"] >= 2
+        finally:
+            second.close()
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_the_daemon_starts_without_a_broker_and_connects_when_it_comes(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path)
+    daemon = Running(tmp_path, broker.port)
+    try:
+        time.sleep(8)
+        assert daemon.process.poll() is None, "a missing broker does not stop the daemon"
+        broker.start()
+        sub = Subscriber(broker.port)
+        try:
+            assert sub.wait_for(lambda: len(sub.on("/frame")) >= 2, 60), daemon.log.read_text()
+        finally:
+            sub.close()
+    finally:
+        daemon.stop()
+        broker.stop()
+
+
+def test_a_killed_stage_is_restarted(tmp_path: Path, broker: Mosquitto, subscriber: Subscriber) -> None:
+    daemon = Running(tmp_path, broker.port)
+    try:
+        assert subscriber.wait_for(lambda: len(subscriber.on("/frame")) >= 2), daemon.log.read_text()
+        victim = daemon.stage_pid("inference")
+        os.kill(victim, signal.SIGKILL)
+        seen = len(subscriber.on("/frame"))
+        assert subscriber.wait_for(lambda: len(subscriber.on("/frame")) >= seen + 3, 60), daemon.log.read_text()
+        assert daemon.stage_pid("inference") != victim
+
+        def restarted() -> bool:
+            stats = [json.loads(m.payload) for m in subscriber.on("/stats")]
+            return any(s["stages"]["inference"]["restarts"] >= 1 for s in stats)
+
+        assert subscriber.wait_for(restarted, 10)
+    finally:
+        assert daemon.stop() == 0
+    assert "the inference stage was killed by SIGKILL; restarting it" in daemon.log.read_text()
+
+
+class _NotifySocket:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.received: list[tuple[float, str]] = []
+
+    def collect(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                data = self.sock.recv(4096).decode()
+            except TimeoutError:
+                continue
+            self.received += [(time.monotonic(), line) for line in data.splitlines()]
+
+    def lines(self, prefix: str) -> list[float]:
+        return [t for t, line in self.received if line.startswith(prefix)]
+
+
+def test_systemd_hears_ready_status_watchdog_and_stopping(tmp_path: Path, broker: Mosquitto) -> None:
+    notify = _NotifySocket(tmp_path / "notify.sock")
+    daemon = Running(tmp_path, broker.port, env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"})
+    try:
+        notify.collect(20)
+        assert notify.lines("READY=1"), daemon.log.read_text()
+        assert notify.lines("STATUS=capture ")
+        ready = notify.lines("READY=1")[0]
+        pings = [t for t in notify.lines("WATCHDOG=1") if t > ready]
+        assert len(pings) >= 5, "every half of WATCHDOG_USEC while frames flow"
+    finally:
+        daemon.stop()
+    notify.collect(1)
+    assert notify.lines("STOPPING=1")
+
+
+def test_watchdog_pings_stop_when_inference_is_stuck(tmp_path: Path, broker: Mosquitto) -> None:
+    notify = _NotifySocket(tmp_path / "notify.sock")
+    daemon = Running(
+        tmp_path, broker.port, "stuck", env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"}
+    )
+    try:
+        notify.collect(25)
+        ready = notify.lines("READY=1")
+        assert ready, daemon.log.read_text()
+        pings = notify.lines("WATCHDOG=1")
+        assert pings and pings[-1] < notify.received[-1][0] - 5, "no ping for the last seconds: inference hangs"
+        assert "withholding the watchdog ping" in daemon.log.read_text()
+    finally:
+        daemon.stop()

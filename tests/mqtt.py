@@ -1,0 +1,113 @@
+"""A real Mosquitto for tests, and a subscriber that records what arrives.
+
+The broker listens on a free loopback port with a throwaway configuration;
+nothing here contacts an address outside 127.0.0.0/8.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gmqtt
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Mosquitto:
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.config = directory / "mosquitto.conf"
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["mosquitto", "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@dataclass
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+    properties: dict[str, Any]
+    at: float
+
+
+@dataclass
+class Subscriber:
+    """Subscribes to ``topic`` on its own thread and event loop, keeping every message."""
+
+    port: int
+    topic: str = "#"
+    messages: list[Received] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("subscriber did not connect")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._client = gmqtt.Client(f"test-{id(self)}")
+        self._client.on_message = self._on_message
+        self._client.on_connect = lambda client, *_: client.subscribe(self.topic, qos=1)
+        self._client.on_subscribe = lambda *_: self._ready.set()
+        self._loop.run_until_complete(self._client.connect("127.0.0.1", self.port))
+        self._loop.run_forever()
+
+    def _on_message(self, client: gmqtt.Client, topic: str, payload: bytes, qos: int, properties: dict) -> int:
+        with self._lock:
+            self.messages.append(Received(topic, payload, bool(properties.get("retain")), properties, time.time()))
+        return 0
+
+    def on(self, suffix: str) -> list[Received]:
+        with self._lock:
+            return [m for m in self.messages if m.topic.endswith(suffix)]
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def close(self) -> None:
+        async def stop() -> None:
+            await self._client.disconnect()
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
