@@ -10,7 +10,8 @@ cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
 # mosquitto: the MQTT broker the daemon publishes to and the tests start.
-APT_PACKAGES=(mosquitto)
+# systemd: systemd-analyze checks the unit files (already there on most systems).
+APT_PACKAGES=(mosquitto systemd)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -54,5 +54,11 @@ setup(
             "ruff==0.17.5",
         ],
     },
+    data_files=[
+        (
+            "share/detectord/systemd",
+            ["systemd/detector.service", "systemd/detector@.service", "systemd/detector.toml.example"],
+        )
+    ],
     entry_points={"console_scripts": ["detectord = detectord.daemon.cli:entry_point"]},
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -170,6 +171,17 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--frame-size", type=_frame_size, default=FrameConfig(), metavar="WxH", help="analysis size (427x240)"
     )
     _add_model_options(calibrate, runtime=False)
+    install = commands.add_parser(
+        "install-systemd",
+        help="install the systemd units, the service user and /etc/detector/detector.toml",
+        description="Install detector.service and detector@.service (pointing at this detectord), create the "
+        "system user 'detector' (group video), copy the example configuration to /etc/detector/detector.toml "
+        "unless it exists, and enable mosquitto and detector. Then: systemctl start detector.",
+    )
+    install.add_argument("--root", type=Path, default=Path("/"), help="install into this staging root instead")
+    install.add_argument("--executable", type=Path, help="the detectord the units run (default: this one)")
+    install.add_argument("--allow-home", action="store_true", help="detectord lives under /home: ProtectHome=read-only")
+    install.add_argument("--no-enable", dest="enable", action="store_false", help="do not enable the units")
     return parser
 
 
@@ -280,6 +292,27 @@ def _run_live(args: argparse.Namespace, log_level: int) -> int:
     return 0
 
 
+def _run_install(args: argparse.Namespace) -> int:
+    from .install import InstallError, Plan, default_executable, install
+
+    plan = Plan(
+        root=args.root.resolve(),
+        executable=(args.executable or default_executable()).resolve(),
+        allow_home=args.allow_home,
+        enable=args.enable,
+    )
+    try:
+        written = install(plan)
+    except (InstallError, subprocess.CalledProcessError, OSError) as exc:
+        log.error("%s", exc)
+        return EXIT_ERROR
+    for path in written:
+        sys.stdout.write(f"wrote {path}\n")
+    if plan.live:
+        sys.stdout.write("edit /etc/detector/detector.toml (source.uri), then: systemctl start detector\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     live = args.command is None
@@ -290,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_live(args, log_level)
         if args.command == "calibrate":
             return _run_calibrate(args)
+        if args.command == "install-systemd":
+            return _run_install(args)
         return _run_analyze(args, log_level)
     except ConfigError as exc:
         log.error("%s", exc)

@@ -23,7 +23,9 @@ def test_wheel_installs_folders_as_detectord_subpackages_and_nothing_generic(tmp
     (wheel,) = tmp_path.glob("detectord-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top = {name.split("/")[0] for name in names}
-    assert top == {"detectord", wheel.name.split("-py3")[0] + ".dist-info"}
+    stem = wheel.name.split("-py3")[0]
+    assert top == {"detectord", f"{stem}.dist-info", f"{stem}.data"}
+    assert f"{stem}.data/data/share/detectord/systemd/detector.service" in names
     assert "detectord/ipc/ring.py" in names
     assert not any(name.startswith("detectord/__init__") for name in names), "detectord stays a namespace"
 
