@@ -1,55 +1,22 @@
-"""A real Mosquitto for tests, and a subscriber that records what arrives.
+"""A subscriber that records what arrives, beside the real Mosquitto the tests start.
 
-The broker listens on a free loopback port with a throwaway configuration;
-nothing here contacts an address outside 127.0.0.0/8.
+Nothing here contacts an address outside 127.0.0.0/8.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import gmqtt
 
+from detectord.daemon.broker import Mosquitto
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Mosquitto:
-    def __init__(self, directory: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.config = directory / "mosquitto.conf"
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["mosquitto", "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
+__all__ = ["Mosquitto", "Received", "Subscriber"]
 
 
 @dataclass
