@@ -11,7 +11,8 @@ cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
 # mosquitto: the MQTT broker the daemon publishes to and the tests start.
 # systemd: systemd-analyze checks the unit files (already there on most systems).
-APT_PACKAGES=(mosquitto systemd)
+# chromium, chromium-driver: the viewer's browser tests (headless; nothing is downloaded).
+APT_PACKAGES=(mosquitto systemd chromium chromium-driver)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -52,13 +52,25 @@ setup(
             "pytest>=8",
             "pytest-timeout>=2.3",
             "ruff==0.17.5",
+            "selenium==4.51.0",
         ],
     },
     data_files=[
         (
             "share/detectord/systemd",
-            ["systemd/detector.service", "systemd/detector@.service", "systemd/detector.toml.example"],
+            [
+                "systemd/detector.service",
+                "systemd/detector@.service",
+                "systemd/detector-web.service",
+                "systemd/detector.toml.example",
+            ],
         )
     ],
-    entry_points={"console_scripts": ["detectord = detectord.daemon.cli:entry_point"]},
+    package_data={"detectord.web": ["static/*"]},
+    entry_points={
+        "console_scripts": [
+            "detectord = detectord.daemon.cli:entry_point",
+            "detector-web = detectord.web.cli:entry_point",
+        ]
+    },
 )

@@ -1,7 +1,7 @@
 """``detectord install-systemd``: the units, the service user and the configuration, in one command.
 
-After it, ``systemctl start detector`` brings up the broker (the unit wants
-mosquitto.service) and the daemon; ``systemctl start detector@front`` runs
+After it, ``systemctl start detector`` brings up the broker, the daemon and
+the viewer (the unit wants mosquitto.service and detector-web.service); ``systemctl start detector@front`` runs
 another camera from /etc/detector/front.toml.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 USER = "detector"
-UNITS = ("detector.service", "detector@.service")
+UNITS = ("detector.service", "detector@.service", "detector-web.service")
 CONFIG_EXAMPLE = "detector.toml.example"
 HIDDEN_BY_PROTECT_HOME = (Path("/home"), Path("/root"), Path("/run/user"))
 
@@ -67,6 +67,7 @@ class Plan:
 
 def render(template: str, plan: Plan) -> str:
     text = template.replace("@DETECTORD@", str(plan.executable))
+    text = text.replace("@DETECTOR_WEB@", str(plan.executable.with_name("detector-web")))
     if plan.allow_home:
         text = text.replace("ProtectHome=yes", "ProtectHome=read-only")
     return text
@@ -133,5 +134,7 @@ def install(plan: Plan) -> list[Path]:
     if plan.live:
         subprocess.run(["systemctl", "daemon-reload"], check=True)
         if plan.enable:
-            subprocess.run(["systemctl", "enable", "mosquitto.service", "detector.service"], check=True)
+            subprocess.run(
+                ["systemctl", "enable", "mosquitto.service", "detector.service", "detector-web.service"], check=True
+            )
     return written

@@ -71,6 +71,14 @@ class Subscriber:
             time.sleep(0.05)
         return False
 
+    def publish(self, topic: str, payload: bytes | str, retain: bool = False, **properties: Any) -> None:
+        """Publish from the test, on the subscriber's own connection."""
+
+        def send() -> None:
+            self._client.publish(topic, payload, qos=1, retain=retain, **properties)
+
+        self._loop.call_soon_threadsafe(send)
+
     def close(self) -> None:
         async def stop() -> None:
             await self._client.disconnect()

@@ -27,7 +27,7 @@ def staged(tmp_path: Path) -> Path:
 @analyze
 def test_systemd_analyze_verify_has_nothing_to_say(staged: Path) -> None:
     """verify exits 0 even on unknown keys, so its output must be empty too."""
-    units = [str(staged / "detector.service"), str(staged / "detector@.service")]
+    units = [str(staged / unit) for unit in ("detector.service", "detector@.service", "detector-web.service")]
     done = subprocess.run(
         ["systemd-analyze", "verify", "--recursive-errors=no", *units], capture_output=True, text=True, check=False
     )
@@ -36,7 +36,7 @@ def test_systemd_analyze_verify_has_nothing_to_say(staged: Path) -> None:
 
 
 @analyze
-@pytest.mark.parametrize("unit", ["detector.service", "detector@.service"])
+@pytest.mark.parametrize("unit", ["detector.service", "detector@.service", "detector-web.service"])
 def test_the_daemon_units_exposure_is_at_most_4(staged: Path, unit: str) -> None:
     path = staged / unit
     if "@" in unit:
@@ -54,6 +54,9 @@ def test_the_daemon_units_exposure_is_at_most_4(staged: Path, unit: str) -> None
 def test_install_writes_units_that_run_this_detectord_and_keeps_an_existing_config(staged: Path) -> None:
     unit = (staged / "detector.service").read_text()
     assert f"ExecStart={EXECUTABLE} --config /etc/detector/detector.toml" in unit
+    assert "Wants=network-online.target mosquitto.service detector-web.service" in unit
+    web = (staged / "detector-web.service").read_text()
+    assert f"ExecStart={EXECUTABLE.with_name('detector-web')} --host 127.0.0.1 --port 8080" in web
     assert "ProtectHome=read-only" in unit, "--allow-home"
     config = staged.parents[1] / "detector" / "detector.toml"
     assert config.stat().st_mode & 0o777 == 0o640

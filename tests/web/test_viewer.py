@@ -1,0 +1,228 @@
+"""The viewer end to end: a real Mosquitto, the real server process, a real headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
+
+from detectord.daemon.broker import Mosquitto
+
+from ..mqtt import Subscriber
+from .conftest import Viewer, jpeg, publish_frame, start_viewer
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+browser_available = pytest.mark.skipif(
+    not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
+    reason="needs Debian's chromium and chromium-driver",
+)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update", "--disable-quic",
+                 f"--user-data-dir={tmp_path / 'chromium'}"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _wait(condition: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    return None
+
+
+PIXEL = """
+const canvas = document.querySelector(`section[data-camera="${arguments[0]}"] canvas`);
+return Array.from(canvas.getContext("2d").getImageData(arguments[1], arguments[2], 1, 1).data);
+"""
+
+
+def test_the_page_draws_frames_and_the_main_person_box_where_it_belongs(
+    viewer: Viewer, mqtt: Subscriber, browser: webdriver.Chrome
+) -> None:
+    browser.get(viewer.url)
+    _wait(lambda: browser.execute_script("return document.getElementById('connection').textContent") == "live")
+    mqtt.publish("detector/front/status", "online", retain=True)
+    mqtt.publish("detector/back/status", "offline", retain=True)
+    box = [100.0, 50.0, 200.0, 200.0]
+    for frame_id in range(3):
+        publish_frame(mqtt, "front", frame_id, box, jpeg(value=128))
+        time.sleep(0.1)
+    drawn = _wait(lambda: browser.execute_script(
+        "const s = document.querySelector('section[data-camera=\"front\"]'); return s && s.dataset.frameId"
+    ))  # fmt: skip
+    assert drawn is not None, viewer.log.read_text()
+    edge = browser.execute_script(PIXEL, "front", 100, 125)
+    inside = browser.execute_script(PIXEL, "front", 150, 125)
+    outside = browser.execute_script(PIXEL, "front", 300, 125)
+    assert edge[1] > 180 and edge[0] < 60 and edge[2] < 60, f"main person's green edge, got {edge}"
+    for pixel in (inside, outside):
+        assert all(abs(c - 128) < 12 for c in pixel[:3]), f"the frame's gray, got {pixel}"
+    badges = browser.execute_script(
+        "return Array.from(document.querySelectorAll('section')).map(s => [s.dataset.camera, "
+        "s.querySelector('.status').textContent])"
+    )
+    assert sorted(badges) == [["back", "offline"], ["front", "online"]]
+    options = browser.execute_script("return Array.from(document.querySelectorAll('#picker option')).map(o => o.value)")
+    assert sorted(options) == ["", "back", "front"], "a camera picker once several cameras publish"
+
+
+def test_payload_text_is_drawn_as_text_never_inserted_as_html(
+    viewer: Viewer, mqtt: Subscriber, browser: webdriver.Chrome
+) -> None:
+    browser.get(viewer.url)
+    _wait(lambda: browser.execute_script("return document.getElementById('connection').textContent") == "live")
+    mqtt.publish("detector/front/stats", json.dumps({"source": {"status": "<img src=x onerror=window.owned=1>"}}))
+    assert _wait(lambda: "onerror" in browser.execute_script("return document.body.innerText"))
+    assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+    assert browser.execute_script("return window.owned === undefined")
+
+
+def test_healthz_and_api_cameras_are_json(viewer: Viewer, mqtt: Subscriber) -> None:
+    mqtt.publish("detector/front/status", "online", retain=True)
+    mqtt.publish("detector/front/stats", json.dumps({"stages": {"inference": {"fps": 3.5}}}), retain=True)
+    publish_frame(mqtt, "front", 7, [1, 2, 3, 4], jpeg())
+
+    def cameras() -> dict[str, Any] | None:
+        status, body = viewer.get("/api/cameras")
+        data = json.loads(body)["cameras"]
+        return data if status == 200 and data.get("front", {}).get("frames") == 1 else None
+
+    found = _wait(cameras)
+    assert found is not None
+    assert found["front"]["status"] == "online" and found["front"]["stats"]["stages"]["inference"]["fps"] == 3.5
+    status, body = viewer.get("/healthz")
+    assert status == 200 and json.loads(body) == {"ok": True, "mqtt_connected": True, "clients": 0}
+
+
+async def _collect(url: str, seconds: float, **kw: Any) -> list[dict[str, Any]]:
+    connection = await websocket_connect(HTTPRequest(url, **kw))
+    frames: list[dict[str, Any]] = []
+    pending = None
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            message = await asyncio.wait_for(connection.read_message(), max(0.01, deadline - time.monotonic()))
+        except TimeoutError:
+            break
+        if message is None:
+            break
+        if isinstance(message, str):
+            data = json.loads(message)
+            pending = data if data["type"] == "frame" else pending
+        elif pending is not None:
+            frames.append({**pending, "jpeg_bytes": len(message), "at": time.time()})
+            pending = None
+    connection.close()
+    return frames
+
+
+def _stalled_client(port: int) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:{port}\r\n\r\n".encode()
+    )
+    assert b"101" in sock.recv(1024).split(b"\r\n")[0]
+    return sock
+
+
+def test_a_client_that_stops_reading_does_not_stall_another(viewer: Viewer, mqtt: Subscriber) -> None:
+    stalled = _stalled_client(viewer.port)
+    image = jpeg(noise=True)
+    assert len(image) > 100_000
+
+    async def run() -> list[dict[str, Any]]:
+        reader = asyncio.create_task(_collect(f"ws://127.0.0.1:{viewer.port}/ws", 12.0))
+        await asyncio.sleep(1.0)
+        for frame_id in range(150):
+            publish_frame(mqtt, "front", frame_id, [10, 10, 50, 50], image)
+            await asyncio.sleep(1 / 15)
+        return await reader
+
+    try:
+        frames = asyncio.run(run())
+    finally:
+        stalled.close()
+    ids = [f["frame_id"] for f in frames]
+    assert len(ids) >= 120, f"the reading client got {len(ids)} of 150 frames while the other one stalled"
+    assert ids == sorted(ids) and all(f["jpeg_bytes"] == len(image) for f in frames)
+    assert viewer.get("/healthz")[0] == 200
+
+
+def test_malformed_and_unpaired_messages_are_logged_and_skipped(viewer: Viewer, mqtt: Subscriber) -> None:
+    good = jpeg()
+    mqtt.publish("detector/front/detections", b"{not json")
+    mqtt.publish("detector/front/detections", json.dumps({"frame_id": "one", "size": [427, 240]}))
+    mqtt.publish("detector/front/detections", b"[" + b"1," * 200_000 + b"1]")
+    mqtt.publish("detector/front/frame", b"not a jpeg", user_property=[("frame_id", "1")])
+    mqtt.publish("detector/front/frame", good)
+    mqtt.publish("detector/front/status", "maybe")
+    mqtt.publish("detector/../etc/status", "online")
+    mqtt.publish("detector/front/frame", good, user_property=[("frame_id", "99")])
+
+    async def run() -> list[dict[str, Any]]:
+        reader = asyncio.create_task(_collect(f"ws://127.0.0.1:{viewer.port}/ws", 5.0))
+        await asyncio.sleep(1.0)
+        publish_frame(mqtt, "front", 5, [10, 10, 50, 50], good)
+        return await reader
+
+    frames = asyncio.run(run())
+    assert [f["frame_id"] for f in frames] == [5]
+    assert viewer.process.poll() is None
+    _, body = viewer.get("/api/cameras")
+    assert json.loads(body)["malformed"] >= 6
+    assert "skipped a malformed message" in viewer.log.read_text()
+
+
+def test_a_foreign_origin_and_a_missing_token_are_refused(tmp_path: Path, broker: Mosquitto) -> None:
+    viewer = start_viewer(tmp_path, broker, "--token", "s3cret")
+    base = f"ws://127.0.0.1:{viewer.port}/ws"
+    try:
+
+        async def status_of(url: str, origin: str | None = None) -> int:
+            headers = {"Origin": origin} if origin else {}
+            try:
+                connection = await websocket_connect(HTTPRequest(url, headers=headers))
+            except HTTPClientError as exc:
+                return exc.code
+            connection.close()
+            return 101
+
+        assert asyncio.run(status_of(base)) == 401
+        assert asyncio.run(status_of(base + "?token=wrong")) == 401
+        assert asyncio.run(status_of(base + "?token=s3cret", "http://evil.example")) == 403
+        assert asyncio.run(status_of(base + "?token=s3cret", f"http://127.0.0.1:{viewer.port}")) == 101
+        assert viewer.get("/api/cameras")[0] == 401
+        assert viewer.get("/api/cameras", {"Authorization": "Bearer s3cret"})[0] == 200
+        assert viewer.get("/healthz")[0] == 200
+    finally:
+        viewer.process.terminate()
+        viewer.process.wait(10)

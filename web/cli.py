@@ -1,0 +1,86 @@
+"""``detector-web``: the live viewer. Subscribes to the detectors' MQTT topics and serves the page."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import NoReturn
+
+from .bridge import Bridge, BrokerConfig
+from .hub import Hub
+from .server import Access, make_app
+
+log = logging.getLogger("detectord.web")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="detector-web", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--mqtt-host", default="127.0.0.1")
+    parser.add_argument("--mqtt-port", type=int, default=1883)
+    parser.add_argument("--mqtt-username")
+    parser.add_argument("--mqtt-password", help="prefer the environment: DETECTORD_MQTT_PASSWORD")
+    parser.add_argument("--mqtt-tls", action="store_true")
+    parser.add_argument("--topic-prefix", default="detector")
+    parser.add_argument("--token", help="require this token (?token=…); prefer DETECTOR_WEB_TOKEN")
+    parser.add_argument(
+        "--allow-origin", action="append", default=[], metavar="URL", help="another origin allowed to connect"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+async def serve(args: argparse.Namespace) -> None:
+    password = args.mqtt_password or os.environ.get("DETECTORD_MQTT_PASSWORD")
+    broker = BrokerConfig(
+        host=args.mqtt_host,
+        port=args.mqtt_port,
+        username=args.mqtt_username,
+        password=password if args.mqtt_username else None,
+        tls=args.mqtt_tls,
+        topic_prefix=args.topic_prefix,
+    )
+    token = args.token or os.environ.get("DETECTOR_WEB_TOKEN") or None
+    hub = Hub()
+    bridge = Bridge(hub, broker)
+    app = make_app(hub, Access(token, frozenset(args.allow_origin)), lambda: bridge.connected)
+    server = app.listen(args.port, address=args.host, xheaders=False)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    connecting = asyncio.create_task(bridge.run())
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    url = f"http://{shown}:{args.port}/" + ("?token=…" if token else "")
+    log.info("viewer on %s (broker %s:%d)", url, broker.host, broker.port)
+    sys.stdout.write(f"detector-web: open {url}\n")
+    sys.stdout.flush()
+    await stop.wait()
+    connecting.cancel()
+    server.stop()
+    for client in list(hub.clients):
+        hub.remove(client)
+    await bridge.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="detector-web: %(message)s")
+    if args.mqtt_username and not (args.mqtt_password or os.environ.get("DETECTORD_MQTT_PASSWORD")):
+        log.error("error: --mqtt-username needs a password (--mqtt-password or DETECTORD_MQTT_PASSWORD)")
+        return 2
+    try:
+        asyncio.run(serve(args))
+    except OSError as exc:
+        log.error("error: cannot listen on %s:%d: %s", args.host, args.port, exc.strerror or exc)
+        return 1
+    return 0
+
+
+def entry_point() -> NoReturn:
+    sys.exit(main())
