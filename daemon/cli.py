@@ -171,6 +171,17 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--frame-size", type=_frame_size, default=FrameConfig(), metavar="WxH", help="analysis size (427x240)"
     )
     _add_model_options(calibrate, runtime=False)
+    demo = commands.add_parser(
+        "demo",
+        help="broker, daemon and viewer at once: detectord demo --source VIDEO|/dev/video0|URL",
+        description="Start (or use) a Mosquitto broker, the daemon on SOURCE and the viewer, print the URL to "
+        "open, and stop everything on Ctrl-C. A video file is played in a loop.",
+    )
+    demo.add_argument("--source", help="a video file, /dev/videoN, a camera index or a URL (default: /dev/video0)")
+    demo.add_argument("--port", type=int, default=8080, help="the viewer's port")
+    demo.add_argument("--mqtt-host", default="127.0.0.1", help="use this broker if it answers")
+    demo.add_argument("--mqtt-port", type=int, default=1883)
+    _add_model_options(demo, defaults=False)
     install = commands.add_parser(
         "install-systemd",
         help="install the systemd units, the service user and /etc/detector/detector.toml",
@@ -292,6 +303,37 @@ def _run_live(args: argparse.Namespace, log_level: int) -> int:
     return 0
 
 
+DEMO_MODEL_FLAGS = ("model", "weights", "profile", "device", "precision", "calibration", "score_threshold",
+                    "main_threshold")  # fmt: skip
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoConfig, run_demo
+    from .sources import LiveSource, SourceError
+
+    source = args.source
+    if source is None:
+        if not Path("/dev/video0").exists():
+            log.error(
+                "no camera at /dev/video0: pass --source with a video file (detectord demo --source street.mp4), "
+                "a camera (/dev/videoN or an index) or a stream URL (rtsp://…)"
+            )
+            return EXIT_USAGE
+        source = "/dev/video0"
+    live = LiveSource(source)
+    try:
+        live.check()
+    except SourceError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    flags: list[str] = ["--loop"] if live.kind == "file" else []
+    for name in DEMO_MODEL_FLAGS:
+        value = getattr(args, name)
+        if value is not None:
+            flags += [f"--{name.replace('_', '-')}", str(value)]
+    return run_demo(DemoConfig(source, tuple(flags), args.mqtt_host, args.mqtt_port, web_port=args.port))
+
+
 def _run_install(args: argparse.Namespace) -> int:
     from .install import InstallError, Plan, default_executable, install
 
@@ -316,7 +358,8 @@ def _run_install(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     live = args.command is None
-    log_level = (logging.INFO if live else logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    chatty = args.command in (None, "demo")
+    log_level = (logging.INFO if chatty else logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     configure_logging(log_level)
     try:
         if live:
@@ -325,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_calibrate(args)
         if args.command == "install-systemd":
             return _run_install(args)
+        if args.command == "demo":
+            return _run_demo(args)
         return _run_analyze(args, log_level)
     except ConfigError as exc:
         log.error("%s", exc)
