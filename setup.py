@@ -53,6 +53,10 @@ setup(
             "pytest-timeout>=2.3",
             "ruff==0.17.5",
             "selenium==4.51.0",
+            "nbclient",
+            "nbformat",
+            "ipykernel",
+            "matplotlib",
         ],
     },
     data_files=[

@@ -10,9 +10,10 @@ that are dead in a trained network have running variances far below
 float16's smallest subnormal (6e-8); in half precision they become 0, and
 with ``eps = 0`` (torchvision's FrozenBatchNorm2d before eps was added)
 ``rsqrt(0)`` is infinite and NaN spreads through the network. With the
-current ``eps = 1e-5`` the result is finite but wrong for those channels.
+current ``eps = 1e-5`` the result stays finite, but those channels' tiny
+convolution outputs fall into float16's subnormal range and lose precision.
 Folded in float32 first, the scale lands in the convolution's (equally
-small) weights and stays representable.
+small) weights, and the outputs come out in float16's normal range.
 
 Folding follows the data flow, not module names: the module is traced with
 torch.fx (treating the norm layers as leaves) and a norm is folded only where

@@ -123,7 +123,8 @@ def test_the_float16_failure_is_frozen_batchnorm_underflow_and_folding_first_fix
     torch.testing.assert_close(result.float(), expected, atol=0.05, rtol=0.02)
 
 
-def test_with_todays_eps_the_unfolded_cast_is_finite_but_wrong_on_dead_channels() -> None:
+def test_with_todays_eps_the_unfolded_cast_is_finite_but_imprecise_on_dead_channels() -> None:
+    """Their unnormalised outputs sit in float16's subnormal range; folded, they do not."""
     block = _dead_channel_block(eps=1e-5)
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
