@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 import time
 from dataclasses import dataclass
-from types import FrameType
 
 from .capture import run_capture
 from .config import AnalyzeConfig
@@ -21,7 +18,7 @@ from .inference import DetectorFactory, load_configured_detector, run_inference
 from .progress import Progress
 from .rings import PipelineRings, create_rings
 from .sources import probe_video
-from .supervisor import Supervisor, finish_for
+from .supervisor import Supervisor, finish_for, stop_signals
 from .telemetry import StageReport
 from .writer import run_writer
 
@@ -62,27 +59,6 @@ class AnalysisSummary:
         )
 
 
-class _Interrupt:
-    """Ctrl-C (and SIGTERM) set an event; the loop below decides what that means."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> threading.Event:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self.event
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.event.set()
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
-
-
 def analyze(
     config: AnalyzeConfig,
     *,
@@ -114,7 +90,7 @@ def analyze(
     ready_at: float | None = None
     interrupts = 0
     try:
-        with _Interrupt() as interrupt:
+        with stop_signals() as interrupt:
             capture = supervisor.start("capture", run_capture, rings, video, config.max_frames)
             inference = supervisor.start(
                 "inference", run_inference, rings, config.model, config.main_person, config.batch, detector_factory

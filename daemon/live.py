@@ -12,11 +12,9 @@ WATCHDOG (only while the pipeline makes progress) and STOPPING.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any
 
 from detectord.detection import resolve_device
@@ -29,7 +27,7 @@ from .notify import Notifier
 from .publish import run_publisher
 from .rings import DOWNSTREAM_READER, INFERENCE_READER, PipelineRings, create_rings
 from .sources import LiveSource
-from .supervisor import Stage, Supervisor
+from .supervisor import Stage, Supervisor, stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -50,27 +48,6 @@ class _Restart:
     backoff_s: float = BACKOFF_MIN_S
     due: float | None = None
     started: float = field(default_factory=time.monotonic)
-
-
-class _Signals:
-    """SIGTERM and SIGINT set an event; the daemon loop stops the stages in order."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> threading.Event:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self.stop
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.stop.set()
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 class Daemon:
@@ -273,5 +250,5 @@ def run_daemon(
     config.model.check_runnable()
     LiveSource(config.source.uri, config.source.loop).check()
     daemon = Daemon(config, detector_factory, log_level)
-    with _Signals() as stop:
+    with stop_signals() as stop:
         daemon.run(stop)
