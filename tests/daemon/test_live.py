@@ -18,6 +18,8 @@ import numpy as np
 import psutil
 import pytest
 
+from detectord.daemon.broker import free_port
+
 from ..mqtt import Mosquitto, Subscriber
 from .conftest import write_video
 
@@ -33,15 +35,16 @@ class Running:
         factory: str = "bright",
         env: dict[str, str] | None = None,
         camera: str | None = None,
+        source: str | None = None,
     ) -> None:
         self.camera = camera or f"t{uuid.uuid4().hex[:8]}"
-        video = write_video(tmp_path / "live.mp4", frames=40)
+        source = source or str(write_video(tmp_path / "live.mp4", frames=40).path)
         config = tmp_path / "detector.toml"
         config.write_text(f'camera = "{self.camera}"\n[mqtt]\nport = {port}\nstats_interval_s = 1.0\n')
         self.log = tmp_path / "daemon.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.daemon.live_runner", factory, "--config", str(config),
-             "--source", str(video.path), "--loop", "--weights", "random"],
+             "--source", source, "--loop", "--weights", "random"],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.log.open("w"), start_new_session=True,
             env={**os.environ, **(env or {})},
         )  # fmt: skip
@@ -251,3 +254,39 @@ def test_watchdog_pings_stop_when_inference_is_stuck(tmp_path: Path, broker: Mos
         assert "withholding the watchdog ping" in daemon.log.read_text()
     finally:
         daemon.stop()
+
+
+def test_a_source_that_cannot_be_opened_is_retried_and_the_stats_say_so(
+    tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
+) -> None:
+    """A camera stream that is down keeps the daemon up: capture retries with backoff and reports it."""
+    daemon = Running(tmp_path, broker.port, source=f"rtsp://127.0.0.1:{free_port()}/stream")
+
+    def reconnecting() -> bool:
+        stats = [json.loads(m.payload) for m in subscriber.on("/stats")]
+        return any(s["source"]["status"].startswith("reconnecting") for s in stats)
+
+    try:
+        assert subscriber.wait_for(reconnecting, 30), daemon.log.read_text()
+        assert daemon.process.poll() is None
+        assert _last(subscriber, daemon.topic("status")) == b"online"
+    finally:
+        assert daemon.stop() == 0
+    assert "cannot open rtsp://127.0.0.1" in daemon.log.read_text()
+
+
+def test_a_bad_source_or_config_is_one_line_and_a_nonzero_exit(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "detectord.daemon", *args], capture_output=True, text=True, check=False, timeout=60
+        )
+
+    missing = run("--source", str(tmp_path / "nope.mp4"))
+    assert missing.returncode != 0 and missing.stderr.strip() == f"detectord: error: no such file: {tmp_path}/nope.mp4"
+    config = tmp_path / "bad.toml"
+    config.write_text('camera = "x"\n[mqtt]\nprot = 1883\n')
+    bad = run("--check-config", "--config", str(config), "--source", "0")
+    assert bad.returncode == 1 and "unknown setting 'mqtt.prot'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    config.write_text("[mqtt]\nport = 70000\n")
+    assert "mqtt.port must be between 1 and 65535" in run("--config", str(config), "--source", "0").stderr

@@ -21,7 +21,6 @@ from detectord.ipc import (
     FrameRing,
     ResultRing,
     RingError,
-    RingGeometryError,
     RingInUseError,
     SegmentError,
     segment_name,
@@ -353,10 +352,6 @@ def _header(instance: str) -> dict[str, Any]:
         shm.close()
     assert header is not None
     return header
-
-
-def test_geometry_error_type_is_exported() -> None:
-    assert issubclass(RingGeometryError, RingError)
 
 
 def test_a_handed_over_frame_stays_pinned_until_the_downstream_reader_releases_it(
