@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .broker import Mosquitto, free_port, reachable
+from .broker import Mosquitto, free_port, reachable, stop_process
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +37,6 @@ def _child(args: list[str], log_file: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", *args], stdout=subprocess.DEVNULL, stderr=log_file.open("w"), start_new_session=True
     )
-
-
-def _stop(process: subprocess.Popen[bytes] | None, grace_s: float = 15.0) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
 
 
 def run_demo(config: DemoConfig) -> int:
@@ -87,8 +76,9 @@ def run_demo(config: DemoConfig) -> int:
                         return 1
             return 0
         finally:
-            _stop(daemon)
-            _stop(viewer)
+            for process in (daemon, viewer):
+                if process is not None:
+                    stop_process(process, grace_s=15.0)
             if broker is not None:
                 broker.stop()
             for sig, handler in previous.items():

@@ -71,6 +71,7 @@ class Publisher:
         self.rates = StageRates()
         self.stages: dict[str, dict[str, Any]] = {}
         self.sent = 0
+        self.unsent = 0
         self.connections = 0
         self.stopping = False
         self.started = time.time()
@@ -141,7 +142,7 @@ class Publisher:
     def publish(self, result: FrameResult, jpeg: bytes) -> None:
         published = time.time()
         if not self.client.is_connected:
-            self.meter.unsent += 1
+            self.unsent += 1
             return
         message = detections_message(result, self.camera, self.size, self.model, published, COCO_CATEGORIES)
         try:
@@ -155,7 +156,7 @@ class Publisher:
             )
         except Exception as exc:  # the connection broke under us: counted, gmqtt reconnects
             log.debug("publish failed: %s", exc)
-            self.meter.unsent += 1
+            self.unsent += 1
             return
         self.sent += 1
         self.latency.add(result, published)
@@ -179,7 +180,7 @@ class Publisher:
             "uptime_s": round(time.time() - self.started, 1),
             "source": {"status": self.stages.get("capture", {}).get("status", "")},
             "stages": self.rates.describe(self.stages),
-            "drops": drops(self.frame_ring.stats(), self.result_ring.stats(), self.meter.unsent),
+            "drops": drops(self.frame_ring.stats(), self.result_ring.stats(), self.unsent),
             "latency": self.latency.summary(),
             "mqtt": {"connected": bool(self.client.is_connected), "connections": self.connections, "sent": self.sent},
         }

@@ -29,8 +29,6 @@ class StageReport:
     """time.monotonic() in the sender, comparable across processes on one machine."""
     status: str = ""
     """What the stage is doing, for people: "streaming", "reconnecting: cannot open …"."""
-    unsent: int = 0
-    """Publish stage: results that could not go to the broker."""
 
 
 class StageMeter:
@@ -45,7 +43,6 @@ class StageMeter:
         self._ready = False
         self._last = 0.0
         self.status = ""
-        self.unsent = 0
 
     def ready(self) -> None:
         self._ready = True
@@ -83,7 +80,6 @@ class StageMeter:
             final,
             self._last,
             self.status,
-            self.unsent,
         )
         try:
             self._reports.send(report)

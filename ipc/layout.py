@@ -20,7 +20,7 @@ DEFAULT_FRAME_SHAPE = (240, 427, 3)
 DEFAULT_MAX_DETECTIONS = 100
 
 
-def _round_up(value: int, multiple: int) -> int:
+def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
@@ -62,7 +62,7 @@ class SlotLayout:
         ordered = sorted(self.fields, key=lambda f: bool(f.shape))
         for f in ordered:
             base = np.dtype(f.dtype)
-            offset = _round_up(offset, ALIGN if f.shape else base.alignment)
+            offset = round_up(offset, ALIGN if f.shape else base.alignment)
             names.append(f.name)
             formats.append((base, f.shape) if f.shape else base)
             offsets.append(offset)
@@ -72,7 +72,7 @@ class SlotLayout:
                 "names": names,
                 "formats": formats,
                 "offsets": offsets,
-                "itemsize": _round_up(max(offset, 1), ALIGN),
+                "itemsize": round_up(max(offset, 1), ALIGN),
             }
         )
 

@@ -55,7 +55,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 import numpy as np
 
 from . import segment
-from .layout import SlotLayout
+from .layout import SlotLayout, round_up
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +157,6 @@ def _unlink_semaphore(name: str) -> None:
 
     with contextlib.suppress(FileNotFoundError):
         sem_unlink(name)
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
 
 
 def _read_header(buf: memoryview) -> dict[str, Any] | None:
@@ -278,7 +274,7 @@ class Ring(Generic[RefT]):
             space=ctx.Semaphore(0),
             doorbells=tuple(ctx.Semaphore(0) for _ in range(readers)),
         )
-        data_offset = _round_up(HEADER_BYTES + _control_bytes(slots, readers), PAGE)
+        data_offset = round_up(HEADER_BYTES + _control_bytes(slots, readers), PAGE)
         size = data_offset + slots * layout.dtype.itemsize
         pid = os.getpid()
         meta = {
@@ -774,12 +770,3 @@ class RingReader(Generic[RefT]):
                     f"ring {ring.name!r}: slot {index} holds seq {ring._slot_seq[index]}, not the handed-over {seq}"
                 )
         return self._ref_class(self, index, seq)
-
-    def close(self) -> None:
-        """Stop being this reader (a restarted stage may take over)."""
-        ring = self._ring
-        if ring._closed:
-            return
-        with ring._locked:
-            if self._row[_READER_PID] == os.getpid():
-                self._row[_READER_PID] = 0
