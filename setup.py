@@ -12,7 +12,7 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).resolve().parent
 
-TOP_LEVEL = ("detection", "ipc", "daemon", "web")
+TOP_LEVEL = ("contract", "detection", "ipc", "daemon", "web")
 
 
 def _packages() -> tuple[list[str], dict[str, str]]:
@@ -52,6 +52,8 @@ setup(
             "pytest>=8",
             "pytest-timeout>=2.3",
             "ruff==0.17.5",
+            "mypy==2.4.1",
+            "types-psutil==7.2.2.20261111",
             "selenium==4.51.0",
             "nbclient",
             "nbformat",
@@ -73,7 +75,7 @@ setup(
     package_data={"detectord.web": ["static/*"]},
     entry_points={
         "console_scripts": [
-            "detectord = detectord.daemon.cli:entry_point",
+            "detectord = detectord.daemon.cli.main:entry_point",
             "detector-web = detectord.web.cli:entry_point",
         ]
     },

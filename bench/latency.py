@@ -31,7 +31,7 @@ from typing import Any
 import gmqtt
 import numpy as np
 
-from detectord.daemon.broker import Mosquitto
+from detectord.daemon.cli.mosquitto import Mosquitto
 
 CAMERA = "bench"
 STAGES = ("capture_to_inference", "inference", "inference_to_publish", "publish_to_subscriber")

@@ -30,9 +30,12 @@ import cv2
 import gmqtt
 import numpy as np
 import psutil
-from tornado.websocket import websocket_connect
 
-from detectord.daemon.broker import Mosquitto, free_port
+from detectord.contract import Detection, build_detections
+from detectord.daemon.cli.mosquitto import Mosquitto, free_port
+from detectord.web.client import frames
+
+BOX = (100.0, 40.0, 180.0, 230.0)
 
 
 def scene_jpegs(count: int = 30) -> list[bytes]:
@@ -48,24 +51,10 @@ def scene_jpegs(count: int = 30) -> list[bytes]:
 
 
 async def client(url: str, until: float, latencies: list[float]) -> int:
-    connection = await websocket_connect(url)
     received = 0
-    pending: dict[str, Any] | None = None
-    while time.time() < until:
-        try:
-            message = await asyncio.wait_for(connection.read_message(), max(0.01, until - time.time()))
-        except TimeoutError:
-            break
-        if message is None:
-            break
-        if isinstance(message, str):
-            data = json.loads(message)
-            pending = data if data.get("type") == "frame" else pending
-        elif pending is not None:
-            latencies.append(time.time() - pending["ts"]["capture"])
-            received += 1
-            pending = None
-    connection.close()
+    async for header, _ in frames(url, until - time.time()):
+        latencies.append(time.time() - header["ts"]["capture"])
+        received += 1
     return received
 
 
@@ -77,13 +66,15 @@ async def publish(port: int, jpegs: list[bytes], fps: float, seconds: float) -> 
     while time.monotonic() - start < seconds:
         await asyncio.sleep(max(0.0, start + sent / fps - time.monotonic()))
         now = time.time()
-        payload = {
-            "v": 1, "camera": "bench", "frame_id": sent, "size": [427, 240],
-            "ts": {"capture": now, "inference_start": now, "inference_end": now, "publish": now},
-            "model": {"name": "bench", "precision": "fp32", "device": "cpu"},
-            "detections": [{"label": "person", "class_id": 1, "score": 0.9, "box": [100, 40, 180, 230]}],
-            "main_person": {"box": [100, 40, 180, 230], "score": 0.9, "track_id": 1},
-        }  # fmt: skip
+        payload = build_detections(
+            camera="bench",
+            frame_id=sent,
+            size=(427, 240),
+            ts={"capture": now, "inference_start": now, "inference_end": now, "publish": now},
+            model={"name": "bench", "precision": "fp32", "device": "cpu"},
+            detections=[Detection("person", 1, 0.9, BOX)],
+            main_person=(0, 1),
+        )
         mqtt.publish("detector/bench/detections", json.dumps(payload))
         mqtt.publish("detector/bench/frame", jpegs[sent % len(jpegs)], user_property=[("frame_id", str(sent))])
         sent += 1

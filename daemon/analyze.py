@@ -2,34 +2,30 @@
 
 The frame ring is lossless: capture waits for inference and the writer, so
 every frame is processed exactly once and in order, while decoding runs ahead
-of inference in its own process.
+of inference in its own process. The job runs in ``pipeline.job``'s shape; a
+round here draws the progress bar and handles Ctrl-C.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 
-from .capture import run_capture
+from .cli.progress import Progress
 from .config import AnalyzeConfig
-from .inference import DetectorFactory, load_configured_detector, run_inference
-from .progress import Progress
-from .rings import PipelineRings, create_rings
-from .sources import probe_video
-from .supervisor import Supervisor, finish_for, stop_signals
-from .telemetry import StageReport
-from .writer import run_writer
+from .pipeline.job import POLL_S, Job, run_job
+from .pipeline.ringset import RingSet
+from .pipeline.supervisor import Stage, finish_for, stop_signals
+from .pipeline.telemetry import StageReport
+from .stages.capture import run_capture
+from .stages.inference import DetectorFactory, load_configured_detector, run_inference
+from .stages.output import run_writer
+from .stages.sources import VideoInfo, probe_video
 
 log = logging.getLogger(__name__)
-
-STAGES = ("capture", "inference", "writer")
-POLL_S = 0.1
-
-
-class AnalysisFailed(RuntimeError):
-    """A stage failed; what has been written so far is kept."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +55,105 @@ class AnalysisSummary:
         )
 
 
+class AnalysisFailed(RuntimeError):
+    """A stage failed; what has been written so far is kept."""
+
+
+class Analysis(Job):
+    stages = ("capture", "inference", "writer")
+
+    def __init__(
+        self, config: AnalyzeConfig, video: VideoInfo, log_level: int, progress: bool | None, factory: DetectorFactory
+    ) -> None:
+        super().__init__(log_level)
+        self.config = config
+        self.video = video
+        self.factory = factory
+        self.started = time.monotonic()
+        limit = config.max_frames
+        self.expected = min(video.frames, limit) if limit and video.frames else video.frames
+        self.bar = Progress(self.expected, enabled=progress)
+        self.ready_at: float | None = None
+        self.finished_at: float | None = None
+        self.interrupts = 0
+
+    def make_rings(self) -> RingSet:
+        cfg = self.config
+        return RingSet(
+            f"analyze-{os.getpid()}",
+            cfg.frame.shape,
+            cfg.model.max_detections,
+            live=False,
+            batch=cfg.batch,
+            ctx=self.supervisor.ctx,
+        )
+
+    def stopping(self) -> None:
+        self.bar.close()
+
+    def start(self, name: str) -> Stage:
+        cfg, handles = self.config, self.rings.handles
+        if name == "capture":
+            return self.supervisor.start(name, run_capture, handles, self.video, cfg.max_frames)
+        if name == "inference":
+            return self.supervisor.start(
+                name, run_inference, handles, cfg.model, cfg.main_person, cfg.batch, self.factory
+            )
+        return self.supervisor.start(
+            name, run_writer, handles, cfg.out, cfg.annotated, self.video.fps, self.control_receive
+        )
+
+    def wait(self) -> None:
+        self.supervisor.stages["writer"].process.join(POLL_S)
+
+    def step(self, now: float, stop: threading.Event) -> bool:
+        stages, reports = self.supervisor.stages, self.supervisor.reports
+        capture, inference, writer = stages["capture"], stages["inference"], stages["writer"]
+        if not writer.alive:
+            self.finished_at = time.monotonic()
+            return True
+        if self.ready_at is None and "inference" in reports and reports["inference"].ready:
+            self.ready_at = reports["inference"].sent_at
+        self.relay_model()
+        _draw(self.bar, reports, self.ready_at or self.started)
+        if stop.is_set():
+            stop.clear()
+            self.interrupts += 1
+            if self.interrupts == 1:
+                log.warning("interrupted: finishing the frames in flight (Ctrl-C again to stop at once)")
+            else:
+                self.supervisor.kill("capture", "inference")
+        if self.interrupts or capture.failed or inference.failed:
+            capture.request_stop()
+            inference.request_stop()
+        finish_for(capture, self.rings.frames)
+        finish_for(inference, self.rings.results)
+        return False
+
+    def finish(self) -> None:
+        self.supervisor.join(timeout_s=5.0)
+
+    def summary(self) -> AnalysisSummary:
+        failures = [s.failure() or f"the {s.name} stage failed" for s in self.supervisor.failures()]
+        if failures and not self.interrupts:
+            raise AnalysisFailed("; ".join(failures))
+        reports = self.supervisor.reports
+        finished = self.finished_at if self.finished_at is not None else time.monotonic()
+        frames = reports["writer"].frames if "writer" in reports else 0
+        return AnalysisSummary(
+            frames=frames,
+            expected_frames=self.expected,
+            wall_s=finished - self.started,
+            processing_s=finished - (self.ready_at if self.ready_at is not None else self.started),
+            stage_ms={
+                name: 1000.0 * reports[name].busy_s / reports[name].frames
+                for name in self.stages
+                if name in reports and reports[name].frames
+            },
+            interrupted=self.interrupts > 0,
+        )
+
+
 def analyze(
     config: AnalyzeConfig,
     *,
@@ -74,85 +169,13 @@ def analyze(
     """
     config.model.check_runnable()
     video = probe_video(config.video)
-    started = time.monotonic()
-    supervisor = Supervisor(log_level)
-    frames_ring, results_ring = create_rings(
-        f"analyze-{os.getpid()}",
-        config.frame.shape,
-        config.model.max_detections,
-        live=False,
-        batch=config.batch,
-        ctx=supervisor.ctx,
-    )
-    rings = PipelineRings(frames_ring.handle, results_ring.handle, config.frame.shape, config.model.max_detections)
-    expected = min(video.frames, config.max_frames) if config.max_frames and video.frames else video.frames
-    bar = Progress(expected, enabled=progress)
-    ready_at: float | None = None
-    interrupts = 0
-    try:
-        with stop_signals() as interrupt:
-            capture = supervisor.start("capture", run_capture, rings, video, config.max_frames)
-            inference = supervisor.start(
-                "inference", run_inference, rings, config.model, config.main_person, config.batch, detector_factory
-            )
-            writer = supervisor.start("writer", run_writer, rings, config.out, config.annotated, video.fps)
-            while writer.alive:
-                writer.process.join(POLL_S)
-                reports = supervisor.poll()
-                if ready_at is None and "inference" in reports and reports["inference"].ready:
-                    ready_at = reports["inference"].sent_at
-                _draw(bar, reports, ready_at or started)
-                if interrupt.is_set():
-                    interrupt.clear()
-                    interrupts += 1
-                    if interrupts == 1:
-                        log.warning("interrupted: finishing the frames in flight (Ctrl-C again to stop at once)")
-                    else:
-                        supervisor.kill("capture", "inference")
-                if interrupts or capture.failed or inference.failed:
-                    capture.request_stop()
-                    inference.request_stop()
-                finish_for(capture, frames_ring)
-                finish_for(inference, results_ring)
-            finished = time.monotonic()
-            supervisor.join(timeout_s=5.0)
-    finally:
-        bar.close()
-        try:
-            supervisor.shutdown()
-        finally:
-            results_ring.close()
-            frames_ring.close()
-    failures = [s.failure() or f"the {s.name} stage failed" for s in supervisor.failures()]
-    if failures and not interrupts:
-        raise AnalysisFailed("; ".join(failures))
-    return _summary(supervisor.reports, expected, started, ready_at, finished, interrupts > 0)
+    job = Analysis(config, video, log_level, progress, detector_factory)
+    with stop_signals() as interrupt:
+        run_job(job, interrupt)
+    return job.summary()
 
 
 def _draw(bar: Progress, reports: dict[str, StageReport], since: float) -> None:
     done = reports["writer"].frames if "writer" in reports else 0
     elapsed = time.monotonic() - since
     bar.update(done, elapsed, done / elapsed if elapsed > 0 else 0.0)
-
-
-def _summary(
-    reports: dict[str, StageReport],
-    expected: int,
-    started: float,
-    ready_at: float | None,
-    finished: float,
-    interrupted: bool,
-) -> AnalysisSummary:
-    frames = reports["writer"].frames if "writer" in reports else 0
-    return AnalysisSummary(
-        frames=frames,
-        expected_frames=expected,
-        wall_s=finished - started,
-        processing_s=finished - (ready_at if ready_at is not None else started),
-        stage_ms={
-            name: 1000.0 * reports[name].busy_s / reports[name].frames
-            for name in STAGES
-            if name in reports and reports[name].frames
-        },
-        interrupted=interrupted,
-    )

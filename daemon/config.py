@@ -1,32 +1,41 @@
-"""Configuration as data: typed, frozen, validated once at the edge with messages naming the key."""
+"""Configuration as data: typed, frozen, validated once at the edge with messages naming the key.
+
+What a value may be is decided where the value is used (``detectord.detection``
+for the model, ``detectord.contract`` for the broker); these dataclasses only
+add the key's name to the message. ``cli.loading`` fills them from TOML and
+flags.
+"""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detectord.contract import BrokerConfig, check_name
 from detectord.detection import (
     DEFAULT_MODEL,
-    MODELS,
     PROFILES,
     MainPersonConfig,
+    ModelOptionError,
     Precision,
-    PrecisionError,
+    check_options,
     resolve_device,
 )
-from detectord.ipc.layout import DEFAULT_FRAME_SHAPE
 
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the key."""
 
 
+DEFAULT_FRAME_SIZE = (427, 240)
+"""(width, height): the product's frame size, what the main-person job needs and no more."""
+
+
 @dataclass(frozen=True)
 class FrameConfig:
-    width: int = DEFAULT_FRAME_SHAPE[1]
+    width: int = DEFAULT_FRAME_SIZE[0]
     """Width of the frames every stage works on (and of published frames), pixels."""
-    height: int = DEFAULT_FRAME_SHAPE[0]
+    height: int = DEFAULT_FRAME_SIZE[1]
     """Height of those frames, pixels."""
 
     def __post_init__(self) -> None:
@@ -61,26 +70,18 @@ class ModelConfig:
     """The artifact ``detectord calibrate`` made; needed by int8-static."""
 
     def __post_init__(self) -> None:
-        if self.name not in MODELS:
-            raise ConfigError(f"model.name: unknown model {self.name!r}; choose one of {', '.join(MODELS)}")
-        if self.profile not in PROFILES:
-            raise ConfigError(f"model.profile: unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}")
-        if self.weights not in ("default", "random") and not Path(self.weights).is_file():
-            raise ConfigError(f"model.weights: no such file {self.weights!r} (or use 'default' or 'random')")
-        if self.score_threshold is not None and not 0.0 <= self.score_threshold <= 1.0:
-            raise ConfigError(f"model.score_threshold must be in [0, 1], got {self.score_threshold}")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ConfigError(f"model.device: use auto, cpu, cuda or cuda:N, not {self.device!r}")
         try:
-            scheme = Precision.parse(self.precision).scheme
-        except PrecisionError as exc:
-            raise ConfigError(f"model.precision: {exc}") from None
-        if scheme == "int8-static" and self.calibration is None:
-            raise ConfigError("model.calibration: int8-static needs a calibration file (detectord calibrate VIDEO)")
-        if self.calibration is not None and scheme != "int8-static":
-            raise ConfigError(f"model.calibration only applies to int8-static, not {self.precision}")
-        if self.calibration is not None and not self.calibration.is_file():
-            raise ConfigError(f"model.calibration: no such file {str(self.calibration)!r}")
+            check_options(
+                name=self.name,
+                weights=self.weights,
+                profile=self.profile,
+                device=self.device,
+                precision=self.precision,
+                calibration=self.calibration,
+                score_threshold=self.score_threshold,
+            )
+        except ModelOptionError as exc:
+            raise ConfigError(f"model.{exc.option}: {exc}") from None
 
     def check_runnable(self) -> None:
         """Refuse, before any process starts, what this machine cannot run (no CUDA, fp16 on a CPU)."""
@@ -161,42 +162,20 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
-class MqttConfig:
-    host: str = "127.0.0.1"
-    """Broker host name or address."""
-    port: int = 1883
-    """Broker port (8883 is usual with tls)."""
-    username: str | None = None
-    """User name; requires a password."""
-    password: str | None = None
-    """Password of that user."""
-    tls: bool = False
-    """Connect with TLS (the system's CA certificates)."""
-    topic_prefix: str = "detector"
-    """Topics are <prefix>/<camera>/detections, /frame, /status, /stats."""
-    client_id: str | None = None
-    """MQTT client id; default detectord-<camera>."""
-    keepalive_s: int = 30
-    """MQTT keep-alive; a dead connection is noticed within about 1.5 times this."""
+class MqttConfig(BrokerConfig):
+    """The broker (``detectord.contract.BrokerConfig``), and how this daemon publishes to it."""
+
     jpeg_quality: int = 80
     """JPEG quality (1-100) of the published frames."""
     stats_interval_s: float = 5.0
     """How often the retained stats message is published."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.port <= 65535:
-            raise ConfigError(f"mqtt.port must be between 1 and 65535, got {self.port}")
-        if (self.username is None) != (self.password is None):
-            raise ConfigError("mqtt.username and mqtt.password go together: set both or neither")
-        if not self.topic_prefix or any(c in self.topic_prefix for c in "#+") or self.topic_prefix.endswith("/"):
-            raise ConfigError(f"mqtt.topic_prefix {self.topic_prefix!r}: no wildcards, no trailing '/'")
+        super().__post_init__()
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"mqtt.jpeg_quality must be between 1 and 100, got {self.jpeg_quality}")
-        if self.keepalive_s < 5 or self.stats_interval_s <= 0:
-            raise ConfigError("mqtt.keepalive_s must be at least 5 and mqtt.stats_interval_s positive")
-
-    def topic(self, camera: str, kind: str) -> str:
-        return f"{self.topic_prefix}/{camera}/{kind}"
+        if self.stats_interval_s <= 0:
+            raise ConfigError(f"mqtt.stats_interval_s must be positive, got {self.stats_interval_s}")
 
 
 @dataclass(frozen=True)
@@ -212,12 +191,23 @@ class DaemonConfig:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
 
     def __post_init__(self) -> None:
-        if not _CAMERA_RE.match(self.camera):
-            raise ConfigError(
-                f"camera {self.camera!r}: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
-            )
+        try:
+            check_name(self.camera, "camera")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if not self.source.uri:
             raise ConfigError("source.uri is not set: pass --source (a device, camera index, file or URL)")
 
 
-_CAMERA_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+@dataclass(frozen=True)
+class DemoConfig:
+    """``detectord demo``: a broker (the configured one if it answers, else a private one), the daemon, the viewer."""
+
+    daemon: DaemonConfig
+    """The daemon as it would run on its own; its broker is replaced by a private one if that one is down."""
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.web_port <= 65535:
+            raise ConfigError(f"web_port must be between 1 and 65535, got {self.web_port}")

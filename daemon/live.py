@@ -6,7 +6,9 @@ slot or its pins are released first, so the others carry on. If a ring cannot
 be recovered (a stage died inside a ring operation, holding its lock), the
 whole pipeline is rebuilt. SIGTERM and SIGINT stop the stages in order,
 producers first, and unlink the shared memory. systemd hears READY, STATUS,
-WATCHDOG (only while the pipeline makes progress) and STOPPING.
+WATCHDOG (only while the pipeline makes progress) and STOPPING. Every
+second the supervisor assembles the stats from what it owns and hands them
+to the publisher, which publishes the newest every ``stats_interval_s``.
 """
 
 from __future__ import annotations
@@ -17,23 +19,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectord.detection import resolve_device
-from detectord.ipc import FrameRing, ResultRing, RingError
+from detectord.ipc import RingError
 
-from .capture import run_live_capture
 from .config import DaemonConfig
-from .inference import DetectorFactory, load_configured_detector, run_inference
-from .notify import Notifier
-from .publish import run_publisher
-from .rings import DOWNSTREAM_READER, INFERENCE_READER, PipelineRings, create_rings
-from .sources import LiveSource
-from .supervisor import Stage, Supervisor, stop_signals
+from .pipeline import control
+from .pipeline.job import Job, run_job
+from .pipeline.notify import Notifier
+from .pipeline.ringset import DOWNSTREAM_READER, INFERENCE_READER, RingSet
+from .pipeline.supervisor import Stage, stop_signals
+from .pipeline.telemetry import PipelineStats, StageRates, drops
+from .stages.capture import run_live_capture
+from .stages.inference import DetectorFactory, load_configured_detector, run_inference
+from .stages.publish import run_publisher
+from .stages.sources import LiveSource
 
 log = logging.getLogger(__name__)
 
-STAGES = ("capture", "inference", "publish")
-POLL_S = 0.1
-CONTROL_EVERY_S = 1.0
+STATUS_EVERY_S = 1.0
+"""How often systemd hears the rates and the publisher gets a fresh stats snapshot."""
 STALE_S = 5.0
 """A stage whose last report is older than this is stuck (stages report at least twice a second)."""
 BACKOFF_MIN_S = 1.0
@@ -50,81 +53,94 @@ class _Restart:
     started: float = field(default_factory=time.monotonic)
 
 
-class Daemon:
+class Daemon(Job):
+    stages = ("capture", "inference", "publish")
+    shutdown_grace_s = 5.0
+
     def __init__(self, config: DaemonConfig, detector_factory: DetectorFactory, log_level: int) -> None:
+        super().__init__(log_level)
         self.config = config
         self.detector_factory = detector_factory
-        self.supervisor = Supervisor(log_level)
         self.notifier = Notifier()
-        self.model_info = {
-            "name": config.model.name,
-            "precision": config.model.precision,
-            "device": str(resolve_device(config.model.device)),
-        }
-        self.control_receive, self.control_send = self.supervisor.ctx.Pipe(duplex=False)
-        self.restarts = {name: _Restart() for name in STAGES}
-        self.frames_ring: FrameRing
-        self.results_ring: ResultRing
-        self.rings: PipelineRings
+        self.restarts = {name: _Restart() for name in self.stages}
+        self.rates = StageRates()
         self.ready = False
+        self.started = time.monotonic()
         self._watchdog_due = 0.0
         self._watched: dict[str, tuple[int, int]] = {}
+        self._last_status = time.monotonic()
+        self._last_frames: dict[str, int] = {}
 
     # -- rings and stages -----------------------------------------------------------
 
-    def _create_rings(self) -> None:
+    def make_rings(self) -> RingSet:
         cfg = self.config
-        self.frames_ring, self.results_ring = create_rings(
+        return RingSet(
             cfg.camera, cfg.frame.shape, cfg.model.max_detections, live=True, batch=1, ctx=self.supervisor.ctx
         )
-        self.rings = PipelineRings(
-            self.frames_ring.handle, self.results_ring.handle, cfg.frame.shape, cfg.model.max_detections
-        )
 
-    def _close_rings(self) -> None:
-        self.results_ring.close()
-        self.frames_ring.close()
-
-    def _start(self, name: str) -> Stage:
-        cfg = self.config
+    def start(self, name: str) -> Stage:
+        cfg, handles = self.config, self.rings.handles
         self.restarts[name].started = time.monotonic()
         if name == "capture":
-            return self.supervisor.start(name, run_live_capture, self.rings, cfg.source)
+            return self.supervisor.start(name, run_live_capture, handles, cfg.source)
         if name == "inference":
             return self.supervisor.start(
-                name, run_inference, self.rings, cfg.model, cfg.main_person, 1, self.detector_factory
+                name, run_inference, handles, cfg.model, cfg.main_person, 1, self.detector_factory
             )
-        return self.supervisor.start(
-            name, run_publisher, self.rings, cfg.camera, cfg.mqtt, self.model_info, self.control_receive
-        )
+        self.downstream_restarted()
+        return self.supervisor.start(name, run_publisher, handles, cfg.camera, cfg.mqtt, self.control_receive)
 
     def _release(self, name: str) -> None:
         """Undo what a dead stage held in the rings, so the others and its successor can go on."""
+        frames, results = self.rings.frames, self.rings.results
         if name == "capture":
-            self.frames_ring.reset_writer()
+            frames.reset_writer()
         elif name == "inference":
-            self.frames_ring.reset_reader(INFERENCE_READER)
-            self.results_ring.reset_writer()
+            frames.reset_reader(INFERENCE_READER)
+            results.reset_writer()
         else:
-            self.frames_ring.reset_reader(DOWNSTREAM_READER)
-            self.results_ring.reset_reader(0)
+            frames.reset_reader(DOWNSTREAM_READER)
+            results.reset_reader(0)
 
     def _rebuild(self, reason: str) -> None:
         log.error("%s; rebuilding the whole pipeline", reason)
         self.supervisor.shutdown(grace_s=5.0)
-        self._close_rings()
-        self._create_rings()
-        for name in STAGES:
-            self._start(name)
+        self.rings.close()
+        self.open()
+        for name in self.stages:
+            self.start(name)
 
-    # -- the loop ------------------------------------------------------------------
+    # -- one round -----------------------------------------------------------------
+
+    def step(self, now: float, stop: threading.Event) -> bool:
+        if stop.is_set():
+            return True
+        if self._handle_exits(now):
+            log.info("the source ended and every stage finished")
+            return True
+        self.relay_model()
+        self._notify(now)
+        if now - self._last_status >= STATUS_EVERY_S:
+            self.notifier.send(f"STATUS={self._status(now - self._last_status)}")
+            control.send(self.control_send, control.STATS, self._stats())
+            self._last_status = now
+        return False
+
+    def finish(self) -> None:
+        """Nothing to wait for: the stages have ended (the source ended) or are stopped next."""
+
+    def stopping(self) -> None:
+        self.notifier.send("STOPPING=1")
+        if self.supervisor.stages.get("publish") is not None:
+            control.send(self.control_send, control.STATS, self._stats())
 
     def _handle_exits(self, now: float) -> bool:
         """Schedule restarts of crashed stages; True once every stage has ended cleanly."""
         stages = self.supervisor.stages
-        if all(not stages[n].alive and stages[n].process.exitcode == 0 for n in STAGES):
+        if all(not stages[n].alive and stages[n].process.exitcode == 0 for n in self.stages):
             return True
-        for name in STAGES:
+        for name in self.stages:
             stage, restart = stages[name], self.restarts[name]
             if stage.alive or restart.due is not None or stage.process.exitcode == 0:
                 continue
@@ -146,17 +162,17 @@ class Daemon:
                 for other in self.restarts.values():
                     other.due = None
                 return False
-        for name in STAGES:
+        for name in self.stages:
             restart = self.restarts[name]
             if restart.due is not None and now >= restart.due:
                 restart.due = None
-                self._start(name)
+                self.start(name)
         return False
 
     def _stage_info(self) -> dict[str, dict[str, Any]]:
         reports = self.supervisor.reports
         info = {}
-        for name in STAGES:
+        for name in self.stages:
             report = reports.get(name)
             stage = self.supervisor.stages[name]
             info[name] = {
@@ -167,6 +183,15 @@ class Daemon:
             }
         return info
 
+    def _stats(self) -> PipelineStats:
+        info = self._stage_info()
+        return PipelineStats(
+            uptime_s=time.monotonic() - self.started,
+            source_status=info["capture"]["status"],
+            stages=self.rates.describe(info),
+            drops=drops(self.rings.frames.stats(), self.rings.results.stats()),
+        )
+
     def _progressing(self, now: float) -> bool:
         """Whether the pipeline is alive: every running stage reports, and inference keeps up with capture.
 
@@ -175,7 +200,7 @@ class Daemon:
         take is.
         """
         reports = self.supervisor.reports
-        for name in STAGES:
+        for name in self.stages:
             report, stage = reports.get(name), self.supervisor.stages[name]
             if stage.alive and report is not None and report.ready and now - report.sent_at > STALE_S:
                 return False
@@ -203,41 +228,15 @@ class Daemon:
             else:
                 log.warning("the pipeline makes no progress; withholding the watchdog ping")
 
-    def _status(self, info: dict[str, dict[str, Any]], elapsed: float, last: dict[str, int]) -> str:
+    def _status(self, elapsed: float) -> str:
+        reports = self.supervisor.reports
         rates = []
-        for name in STAGES:
-            frames = info[name]["frames"]
-            rates.append(f"{name} {max(0, frames - last.get(name, frames)) / elapsed:.1f} fps")
-            last[name] = frames
-        source = info["capture"]["status"]
+        for name in self.stages:
+            frames = reports[name].frames if name in reports else 0
+            rates.append(f"{name} {max(0, frames - self._last_frames.get(name, frames)) / elapsed:.1f} fps")
+            self._last_frames[name] = frames
+        source = reports["capture"].status if "capture" in reports else "starting"
         return ", ".join(rates) + (f"; source {source}" if source else "")
-
-    def run(self, stop: threading.Event) -> None:
-        self._create_rings()
-        last_control = time.monotonic()
-        last_frames: dict[str, int] = {}
-        try:
-            for name in STAGES:
-                self._start(name)
-            while not stop.is_set():
-                time.sleep(POLL_S)
-                now = time.monotonic()
-                self.supervisor.poll()
-                if self._handle_exits(now):
-                    log.info("the source ended and every stage finished")
-                    break
-                self._notify(now)
-                if now - last_control >= CONTROL_EVERY_S:
-                    info = self._stage_info()
-                    self.control_send.send(info)
-                    self.notifier.send(f"STATUS={self._status(info, now - last_control, last_frames)}")
-                    last_control = now
-        finally:
-            self.notifier.send("STOPPING=1")
-            self.supervisor.shutdown(grace_s=5.0)
-            self._close_rings()
-            self.control_send.close()
-            self.control_receive.close()
 
 
 def run_daemon(
@@ -251,4 +250,4 @@ def run_daemon(
     LiveSource(config.source.uri, config.source.loop).check()
     daemon = Daemon(config, detector_factory, log_level)
     with stop_signals() as stop:
-        daemon.run(stop)
+        run_job(daemon, stop)

@@ -24,8 +24,10 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from torchvision.ops import box_iou
 
 from .detector import Detections, FrameDetector
 from .labels import COCO_CATEGORIES, PERSON
@@ -104,18 +106,15 @@ def fidelity_map(reference: Sequence[Detections], candidate: Sequence[Detections
     return coco_map(truth, results, range(len(reference)))
 
 
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    iou = box_iou(torch.tensor([a], dtype=torch.float64), torch.tensor([b], dtype=torch.float64))
+    return float(torch.nan_to_num(iou, nan=0.0)[0, 0])  # two empty boxes: 0/0
 
 
 def main_person_iou(reference: Sequence[MainPerson | None], candidate: Sequence[MainPerson | None]) -> float | None:
     """Mean IoU of the main-person box over frames where the reference has one (missing counts 0)."""
     ious = [
-        box_iou(ref.box, cand.box) if cand is not None else 0.0
+        _iou(ref.box, cand.box) if cand is not None else 0.0
         for ref, cand in zip(reference, candidate, strict=True)
         if ref is not None
     ]

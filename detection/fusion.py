@@ -23,6 +23,7 @@ it consumes a convolution whose output nothing else uses.
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 import torch
 from torch import fx, nn
@@ -82,7 +83,7 @@ def fold_detector_norms(model: nn.Module) -> int:
     parts: list[tuple[nn.Module, str]] = [(model, "backbone")]
     rpn = getattr(model, "rpn", None)
     if rpn is not None:
-        parts += [(rpn, "head"), (model.roi_heads, "box_head")]
+        parts += [(rpn, "head"), (cast(nn.Module, model.roi_heads), "box_head")]
     if hasattr(model, "head"):
         parts.append((model, "head"))
     total = 0

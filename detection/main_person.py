@@ -25,6 +25,8 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+from torchvision.ops import box_iou
 
 from .detector import Detections
 from .labels import PERSON
@@ -77,14 +79,6 @@ def _area(box: np.ndarray) -> float:
     return float(max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1]))
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = _area(a) + _area(b) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 class MainPersonTracker:
     """Feed it every processed frame's detections, in order."""
 
@@ -124,10 +118,17 @@ class MainPersonTracker:
 
     def _associate(self, boxes: np.ndarray, candidates: list[int]) -> list[_Track]:
         """Greedy IoU matching of this frame's candidates to live tracks; returns the visible tracks."""
-        pairs = sorted(
-            ((_iou(track.box, boxes[i]), t, i) for t, track in enumerate(self._tracks) for i in candidates),
-            reverse=True,
-        )
+        pairs: list[tuple[float, int, int]] = []
+        if self._tracks and candidates:
+            ious = box_iou(
+                torch.from_numpy(np.stack([track.box for track in self._tracks]).astype(np.float64)),
+                torch.from_numpy(boxes[candidates].astype(np.float64)),
+            )
+            ious = torch.nan_to_num(ious, nan=0.0).tolist()  # two empty boxes: 0/0
+            pairs = sorted(
+                ((ious[t][j], t, i) for t in range(len(self._tracks)) for j, i in enumerate(candidates)),
+                reverse=True,
+            )
         for track in self._tracks:
             track.detection = None
         matched_detections: set[int] = set()

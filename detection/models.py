@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,37 +14,15 @@ from torchvision.models import get_model, get_model_weights
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from .detector import Detector, ModelInfo
+from .errors import ModelOptionError
+from .families import DEFAULT_MODEL, MODELS
 from .labels import COCO_CATEGORIES
+from .options import check_device_name
 from .precision import Precision, apply_precision
-from .profiles import apply_profile, get_profile
+from .profiles import InferenceProfile, builder_kwargs, get_profile
 from .quantization import calibrate
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MODEL = "fasterrcnn_resnet50_fpn"
-
-
-@dataclass(frozen=True)
-class ModelFamily:
-    """How torchvision builds a detector when it has trained weights.
-
-    With trained weights torchvision swaps the backbone's BatchNorm2d for
-    FrozenBatchNorm2d in most detectors; building "random" or from a file must
-    produce the same modules, or the local file would not load and timing and
-    precision results would describe another network.
-    """
-
-    frozen_backbone_norm: bool
-
-
-MODELS: dict[str, ModelFamily] = {
-    "fasterrcnn_resnet50_fpn": ModelFamily(frozen_backbone_norm=True),
-    "fasterrcnn_resnet50_fpn_v2": ModelFamily(frozen_backbone_norm=False),
-    "fasterrcnn_mobilenet_v3_large_fpn": ModelFamily(frozen_backbone_norm=True),
-    "fasterrcnn_mobilenet_v3_large_320_fpn": ModelFamily(frozen_backbone_norm=True),
-    "retinanet_resnet50_fpn": ModelFamily(frozen_backbone_norm=True),
-    "ssdlite320_mobilenet_v3_large": ModelFamily(frozen_backbone_norm=False),
-}
 
 
 class WeightsError(RuntimeError):
@@ -56,14 +33,9 @@ def resolve_device(device: str = "auto") -> torch.device:
     """``auto``: CUDA when available, else the CPU; ``cpu``, ``cuda``, ``cuda:N`` as asked."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    resolved = torch.device(check_device_name(device))
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available on this machine")
-    if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
+        raise ModelOptionError("device", f"device {device!r} asked for, but CUDA is not available on this machine")
     return resolved
 
 
@@ -76,8 +48,8 @@ def _freeze_batchnorm(module: nn.Module) -> None:
             _freeze_batchnorm(child)
 
 
-def _untrained(name: str) -> nn.Module:
-    model = get_model(name, weights=None, weights_backbone=None, num_classes=len(COCO_CATEGORIES))
+def _untrained(name: str, options: dict[str, Any]) -> nn.Module:
+    model = get_model(name, weights=None, weights_backbone=None, num_classes=len(COCO_CATEGORIES), **options)
     if MODELS[name].frozen_backbone_norm:
         _freeze_batchnorm(model.backbone)
     return model
@@ -92,10 +64,10 @@ def _download_hint(url: str) -> str:
     )
 
 
-def _pretrained(name: str) -> tuple[nn.Module, str]:
+def _pretrained(name: str, options: dict[str, Any]) -> tuple[nn.Module, str]:
     weights = get_model_weights(name).DEFAULT
     try:
-        model = get_model(name, weights=weights, progress=False)
+        model = get_model(name, weights=weights, progress=False, **options)
     except OSError as exc:
         raise WeightsError(
             f"cannot download the pretrained weights of {name} ({exc}); {_download_hint(weights.url)}"
@@ -122,9 +94,9 @@ def _state_dict_from(path: Path) -> dict[str, Any]:
     return state
 
 
-def _from_file(name: str, path: Path) -> tuple[nn.Module, str]:
+def _from_file(name: str, path: Path, options: dict[str, Any]) -> tuple[nn.Module, str]:
     state = _state_dict_from(path)
-    model = _untrained(name)
+    model = _untrained(name, options)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -134,26 +106,38 @@ def _from_file(name: str, path: Path) -> tuple[nn.Module, str]:
     return model, f"file {path}"
 
 
-def build_model(name: str = DEFAULT_MODEL, weights: str = "default") -> tuple[nn.Module, str]:
+def build_model(
+    name: str = DEFAULT_MODEL,
+    weights: str = "default",
+    profile: InferenceProfile | None = None,
+    frame_size: tuple[int, int] | None = None,
+) -> tuple[nn.Module, str]:
     """A detector on the CPU in eval mode, and a description of its weights.
 
     ``weights``: ``default`` (torchvision's pretrained weights, downloaded to
     torch's cache on first use), ``random`` (same architecture, untrained,
     seeded so every process builds the same network) or a path to a
-    state_dict file.
+    state_dict file. ``profile``, for frames of ``frame_size`` (width,
+    height), goes to torchvision's builder as its arguments; without it the
+    builder's defaults apply.
     """
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+        raise ModelOptionError("name", f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    options: dict[str, Any] = {}
+    if profile is not None:
+        if frame_size is None:
+            raise ValueError("a profile needs the frame size it runs at")
+        options = builder_kwargs(profile, frame_size, MODELS[name].kind)
     if weights == "default":
-        model, described = _pretrained(name)
+        model, described = _pretrained(name, options)
     elif weights == "random":
         log.warning("RANDOM WEIGHTS: %s is untrained; its detections are meaningless (tests and timing only)", name)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            model = _untrained(name)
+            model = _untrained(name, options)
         described = "random"
     else:
-        model, described = _from_file(name, Path(weights))
+        model, described = _from_file(name, Path(weights), options)
     return model.eval(), described
 
 
@@ -163,7 +147,7 @@ def load_detector(
     device: str = "auto",
     profile: str = "default",
     *,
-    frame_size: tuple[int, int] = (427, 240),
+    frame_size: tuple[int, int],
     score_threshold: float | None = None,
     precision: str = "fp32",
     calibration: Path | None = None,
@@ -178,8 +162,7 @@ def load_detector(
     scheme = Precision.parse(precision)
     target = resolve_device(device)
     scheme.check_device(target)
-    model, described = build_model(name, weights)
-    apply_profile(model, chosen, frame_size)
+    model, described = build_model(name, weights, chosen, frame_size)
     model = apply_precision(model, scheme, target, model_name=name, calibration=calibration)
     info = ModelInfo(name=name, weights=described, precision=scheme.name, device=str(target), profile=chosen.name)
     log.info("loaded %s (%s) on %s, profile %s, precision %s", name, described, target, chosen.name, scheme.name)
@@ -192,7 +175,7 @@ def calibrate_detector(
     weights: str = "default",
     profile: str = "default",
     *,
-    frame_size: tuple[int, int] = (427, 240),
+    frame_size: tuple[int, int],
     source: str = "",
 ) -> dict[str, Any]:
     """The int8-static artifact for ``name`` with ``weights``, calibrated on ``frames`` at ``profile``.
@@ -202,8 +185,7 @@ def calibrate_detector(
     size, the frames' source and count, backend and torch version.
     """
     chosen = get_profile(profile)
-    model, described = build_model(name, weights)
-    apply_profile(model, chosen, frame_size)
+    model, described = build_model(name, weights, chosen, frame_size)
     provenance = {
         "model": name,
         "weights": described,

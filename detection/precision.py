@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -56,6 +57,15 @@ class Precision:
     @property
     def name(self) -> str:
         return self.scheme + (CHANNELS_LAST if self.channels_last else "")
+
+    def check_calibration(self, calibration: Path | None) -> None:
+        """int8-static needs a calibration artifact, and nothing else takes one."""
+        if self.scheme == "int8-static" and calibration is None:
+            raise PrecisionError("int8-static needs a calibration file (make one with: detectord calibrate VIDEO)")
+        if calibration is not None and self.scheme != "int8-static":
+            raise PrecisionError(f"a calibration file only applies to int8-static, not {self.name}")
+        if calibration is not None and not calibration.is_file():
+            raise PrecisionError(f"no such calibration file: {str(calibration)!r}")
 
     def check_device(self, device: torch.device) -> None:
         """Refuse, with the reason, what this device cannot run."""
@@ -99,7 +109,7 @@ class MixedDetector(nn.Module):
         model.rpn.half()
 
     def forward(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
-        m = self.model
+        m: Any = self.model  # a torchvision two-stage detector: its parts are called one by one
         original_sizes = [(int(image.shape[-2]), int(image.shape[-1])) for image in images]
         batch, _ = m.transform([image.half() for image in images])
         features = m.backbone(batch.tensors)
@@ -135,11 +145,8 @@ def apply_precision(
 ) -> nn.Module:
     """``model`` (float32, on the CPU, profile applied) converted to ``precision`` and moved to ``device``."""
     precision.check_device(device)
+    precision.check_calibration(calibration)
     scheme = precision.scheme
-    if scheme == "int8-static" and calibration is None:
-        raise PrecisionError("int8-static needs --calibration FILE (make one with: detectord calibrate VIDEO)")
-    if scheme != "int8-static" and calibration is not None:
-        raise PrecisionError(f"--calibration only applies to int8-static, not {scheme}")
     if scheme == "int8-static":
         assert calibration is not None
         load_calibration(model, read_calibration(calibration), model_name)  # checks the float weights first

@@ -28,8 +28,9 @@ Profiles:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
-from torch import nn
+from .errors import ModelOptionError
 
 
 @dataclass(frozen=True)
@@ -66,35 +67,45 @@ PROFILES: dict[str, InferenceProfile] = {
 
 
 def get_profile(name: str) -> InferenceProfile:
-    try:
-        return PROFILES[name]
-    except KeyError:
-        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None
+    if name not in PROFILES:
+        raise ModelOptionError("profile", f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    return PROFILES[name]
 
 
-def set_input_size(transform: nn.Module, profile: InferenceProfile, frame_size: tuple[int, int]) -> None:
-    """Point a GeneralizedRCNNTransform at the size ``profile`` runs frames of ``frame_size`` at."""
+def set_input_size(transform: Any, profile: InferenceProfile, frame_size: tuple[int, int]) -> None:
+    """Point a GeneralizedRCNNTransform at the size ``profile`` runs frames of ``frame_size`` at.
+
+    ``min_size`` and ``max_size`` are the transform's public settings (its constructor's arguments).
+    """
     if getattr(transform, "fixed_size", None) is None:
         min_size, max_size = profile.input_size(frame_size)
         transform.min_size = (min_size,)
         transform.max_size = max_size
 
 
-def apply_profile(model: nn.Module, profile: InferenceProfile, frame_size: tuple[int, int]) -> None:
-    """Set the profile on a built torchvision detector, as its constructor arguments would.
+def builder_kwargs(profile: InferenceProfile, frame_size: tuple[int, int], family: str) -> dict[str, Any]:
+    """The arguments torchvision's builder takes for ``profile``, for a model of ``family``.
 
-    Settings a model family does not have are left alone: RetinaNet has no
-    RPN (its ``topk_candidates`` plays that role), SSDlite runs at its fixed
-    320x320 input.
+    ``two_stage`` (Faster R-CNN): input size, RPN candidates before and after
+    NMS, box score threshold and detections per image. ``one_stage``
+    (RetinaNet) has no RPN: ``topk_candidates`` plays that role. ``fixed_size``
+    (SSDlite) always runs at its own input size.
     """
-    set_input_size(model.transform, profile, frame_size)
-    rpn = getattr(model, "rpn", None)
-    if rpn is not None:
-        rpn._pre_nms_top_n["testing"] = profile.rpn_pre_nms_top_n
-        rpn._post_nms_top_n["testing"] = profile.rpn_post_nms_top_n
-        model.roi_heads.score_thresh = profile.score_threshold
-        model.roi_heads.detections_per_img = profile.detections_per_image
-    else:
-        model.score_thresh = profile.score_threshold
-        model.detections_per_img = profile.detections_per_image
-        model.topk_candidates = max(profile.rpn_pre_nms_top_n, profile.detections_per_image)
+    if family == "two_stage":
+        min_size, max_size = profile.input_size(frame_size)
+        return {
+            "min_size": min_size,
+            "max_size": max_size,
+            "rpn_pre_nms_top_n_test": profile.rpn_pre_nms_top_n,
+            "rpn_post_nms_top_n_test": profile.rpn_post_nms_top_n,
+            "box_score_thresh": profile.score_threshold,
+            "box_detections_per_img": profile.detections_per_image,
+        }
+    kwargs: dict[str, Any] = {
+        "score_thresh": profile.score_threshold,
+        "detections_per_img": profile.detections_per_image,
+        "topk_candidates": max(profile.rpn_pre_nms_top_n, profile.detections_per_image),
+    }
+    if family == "one_stage":
+        kwargs["min_size"], kwargs["max_size"] = profile.input_size(frame_size)
+    return kwargs

@@ -23,11 +23,12 @@ import logging
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
+from torch.fx import GraphModule
 
 from .detector import frames_to_batch
 from .fusion import fold_norms
@@ -76,7 +77,8 @@ def quantize_box_head_dynamic(model: nn.Module) -> None:
 
 
 def _example_input(model: nn.Module) -> tuple[torch.Tensor]:
-    min_size, max_size = model.transform.min_size[-1], model.transform.max_size
+    transform: Any = model.transform
+    min_size, max_size = transform.min_size[-1], transform.max_size
     return (torch.zeros(1, 3, min_size, max_size),)
 
 
@@ -112,17 +114,17 @@ def _qconfig_mapping(reduce_range: bool) -> Any:
     )
 
 
-def _prepare(model: nn.Module, reduce_range: bool) -> nn.Module:
+def _prepare(model: nn.Module, reduce_range: bool) -> GraphModule:
     """The backbone, norms folded, with observers (FX graph mode, x86 kernels)."""
     from torch.ao.quantization.quantize_fx import prepare_fx
 
     torch.backends.quantized.engine = BACKEND
-    folded, _ = fold_norms(model.backbone)
+    folded, _ = fold_norms(cast(nn.Module, model.backbone))
     with _quiet_ao():
         return prepare_fx(folded, _qconfig_mapping(reduce_range), _example_input(model))
 
 
-def _convert(prepared: nn.Module) -> nn.Module:
+def _convert(prepared: GraphModule) -> GraphModule:
     from torch.ao.quantization.quantize_fx import convert_fx
 
     with _quiet_ao():

@@ -1,25 +1,25 @@
-"""Shared-memory rings that move frames and results between stage processes without copying.
+"""Shared-memory rings that move frames and results between processes without copying.
 
-Knows nothing of models: a slot is a fixed layout of named numpy fields.
+Generic: a slot is a fixed layout of named numpy fields, and nothing here
+knows what a detection is. ARCHITECTURE.md ("The ring protocol") explains
+slots, pins, hand-over and modes.
 """
 
-from .frames import FrameRef, FrameRing, ResultRing
-from .layout import Field, SlotLayout, frame_layout, result_layout
-from .ring import (
+from .consumer import RingReader, SlotRef
+from .frames import FrameRef, FrameRing
+from .handle import (
     EndOfStream,
     ReaderStats,
-    Ring,
     RingError,
     RingGeometryError,
     RingHandle,
     RingInUseError,
     RingMode,
-    RingReader,
     RingStats,
-    RingWriter,
-    SlotRef,
-    WriteSlot,
 )
+from .layout import Field, SlotLayout, frame_layout
+from .producer import RingWriter, WriteSlot
+from .ring import Ring
 from .segment import SegmentError, segment_name
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "FrameRef",
     "FrameRing",
     "ReaderStats",
-    "ResultRing",
     "Ring",
     "RingError",
     "RingGeometryError",
@@ -43,6 +42,5 @@ __all__ = [
     "SlotRef",
     "WriteSlot",
     "frame_layout",
-    "result_layout",
     "segment_name",
 ]

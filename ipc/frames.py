@@ -1,4 +1,4 @@
-"""The two rings of the pipeline: frames (capture → inference) and results (inference → publisher)."""
+"""Frames of video in a ring: what every pipeline moves from its source to its consumers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from typing import Self
 
 import numpy as np
 
-from .layout import DEFAULT_FRAME_SHAPE, DEFAULT_MAX_DETECTIONS, frame_layout, result_layout
-from .ring import Ring, RingHandle, RingMode, SlotRef
+from .consumer import SlotRef
+from .handle import RingHandle, RingMode
+from .layout import frame_layout
+from .ring import Ring
 
 
 class FrameRef(SlotRef):
@@ -18,23 +20,24 @@ class FrameRef(SlotRef):
 
     @property
     def pixels(self) -> np.ndarray:
-        return self["pixels"]
+        pixels: np.ndarray = self["pixels"]
+        return pixels
 
     @property
     def frame_id(self) -> int:
-        return self["frame_id"]
+        return int(self["frame_id"])
 
     @property
     def capture_ts(self) -> float:
-        return self["capture_ts"]
+        return float(self["capture_ts"])
 
     @property
     def pts(self) -> float:
-        return self["pts"]
+        return float(self["pts"])
 
 
 class FrameRing(Ring[FrameRef]):
-    """Decoded frames of one camera; ``latest`` for live sources, ``lossless`` for files."""
+    """Decoded frames of one source; ``latest`` for live sources, ``lossless`` for files."""
 
     purpose = "frames"
     ref_class = FrameRef
@@ -44,7 +47,7 @@ class FrameRing(Ring[FrameRef]):
         cls,
         instance: str,
         *,
-        shape: tuple[int, int, int] = DEFAULT_FRAME_SHAPE,
+        shape: tuple[int, int, int],
         slots: int = 8,
         readers: int = 1,
         mode: RingMode | str = RingMode.LATEST,
@@ -53,39 +56,6 @@ class FrameRing(Ring[FrameRef]):
         return cls._create(instance, frame_layout(shape), slots=slots, readers=readers, mode=mode, ctx=ctx)
 
     @classmethod
-    def attach(cls, handle: RingHandle, *, shape: tuple[int, int, int] = DEFAULT_FRAME_SHAPE) -> Self:
+    def attach(cls, handle: RingHandle, *, shape: tuple[int, int, int]) -> Self:
         """Attach in a stage process; ``shape`` is what this process expects (checked)."""
         return cls._attach(handle, frame_layout(shape))
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        height, width, channels = self.layout.dtype["pixels"].shape
-        return height, width, channels
-
-
-class ResultRing(Ring[SlotRef]):
-    """Fixed-size detection records of processed frames, in frame order."""
-
-    purpose = "results"
-    ref_class = SlotRef
-
-    @classmethod
-    def create(
-        cls,
-        instance: str,
-        *,
-        max_detections: int = DEFAULT_MAX_DETECTIONS,
-        slots: int = 8,
-        readers: int = 1,
-        mode: RingMode | str = RingMode.LOSSLESS,
-        ctx: BaseContext | None = None,
-    ) -> Self:
-        return cls._create(instance, result_layout(max_detections), slots=slots, readers=readers, mode=mode, ctx=ctx)
-
-    @classmethod
-    def attach(cls, handle: RingHandle, *, max_detections: int = DEFAULT_MAX_DETECTIONS) -> Self:
-        return cls._attach(handle, result_layout(max_detections))
-
-    @property
-    def max_detections(self) -> int:
-        return int(self.layout.dtype["scores"].shape[0])

@@ -16,9 +16,6 @@ import numpy as np
 
 ALIGN = 64
 
-DEFAULT_FRAME_SHAPE = (240, 427, 3)
-DEFAULT_MAX_DETECTIONS = 100
-
 
 def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
@@ -95,7 +92,7 @@ class SlotLayout:
         )
 
 
-def frame_layout(shape: tuple[int, int, int] = DEFAULT_FRAME_SHAPE) -> SlotLayout:
+def frame_layout(shape: tuple[int, int, int]) -> SlotLayout:
     """One decoded frame, HxWxC uint8 (BGR as OpenCV delivers it), with its provenance.
 
     ``frame_id`` is the frame's index in its source, ``capture_ts`` the epoch
@@ -109,36 +106,5 @@ def frame_layout(shape: tuple[int, int, int] = DEFAULT_FRAME_SHAPE) -> SlotLayou
             Field("capture_ts", "<f8"),
             Field("pts", "<f8"),
             Field("pixels", "|u1", (height, width, channels)),
-        ),
-    )
-
-
-def result_layout(max_detections: int = DEFAULT_MAX_DETECTIONS) -> SlotLayout:
-    """Detections of one frame, as inference hands them to the publisher or writer.
-
-    ``boxes`` (float32[N, 4]) are x1, y1, x2, y2 in pixels of the frame in the
-    frame ring; only the first ``count`` rows are meaningful. ``frame_seq`` and
-    ``frame_slot`` locate that frame in the frame ring, whose pin inference
-    hands over to the reader of these results. ``main_index`` points into
-    the detections (-1: no main person) and ``track_id`` names the followed
-    person across frames. Timestamps are epoch seconds.
-    """
-    n = max_detections
-    return SlotLayout(
-        kind="results",
-        fields=(
-            Field("frame_id", "<i8"),
-            Field("frame_seq", "<i8"),
-            Field("frame_slot", "<i4"),
-            Field("capture_ts", "<f8"),
-            Field("pts", "<f8"),
-            Field("inference_start", "<f8"),
-            Field("inference_end", "<f8"),
-            Field("count", "<i4"),
-            Field("main_index", "<i4"),
-            Field("track_id", "<i8"),
-            Field("boxes", "<f4", (n, 4)),
-            Field("scores", "<f4", (n,)),
-            Field("labels", "<i4", (n,)),
         ),
     )

@@ -22,7 +22,9 @@ from multiprocessing import shared_memory
 import psutil
 
 PREFIX = "detectord"
-_INSTANCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_PORTABLE = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]*$")
+MAX_NAME_BYTES = 200
+"""POSIX allows NAME_MAX (255) bytes for /dev/shm entries; semaphores take a few more."""
 
 
 class SegmentError(RuntimeError):
@@ -30,13 +32,24 @@ class SegmentError(RuntimeError):
 
 
 def segment_name(instance: str, purpose: str) -> str:
-    """Name a segment after its daemon instance so that two daemons never collide."""
+    """Name a segment after its instance so that two instances never collide.
+
+    Names are POSIX portable file names (letters, digits, '.', '_', '-', no
+    leading '-'), so they are safe in /dev/shm and in any shell; which names
+    an application allows on top of that is its own rule.
+    """
+    name = f"{PREFIX}-{instance}-{purpose}"
     for label, value in (("instance", instance), ("segment purpose", purpose)):
-        if not _INSTANCE_RE.match(value):
+        if not _PORTABLE.match(value):
             raise SegmentError(
-                f"invalid {label} {value!r}: use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+                f"invalid {label} {value!r} for a shared-memory name: use letters, digits, '.', '_' and '-', "
+                "not starting with '-'"
             )
-    return f"{PREFIX}-{instance}-{purpose}"
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise SegmentError(
+            f"invalid instance {instance[:32]!r}...: the shared-memory name would be longer than {MAX_NAME_BYTES} bytes"
+        )
+    return name
 
 
 def create(name: str, size: int) -> shared_memory.SharedMemory:
@@ -61,7 +74,7 @@ else:
         def __init__(self, name: str) -> None:
             # Deliberately not super().__init__(): that is what registers with the tracker.
             self._name = "/" + name
-            self._fd = _posixshmem.shm_open(self._name, os.O_RDWR, mode=self._mode)
+            self._fd = _posixshmem.shm_open(self._name, os.O_RDWR, mode=0o600)
             try:
                 self._size = os.fstat(self._fd).st_size
                 self._mmap = mmap.mmap(self._fd, self._size)
@@ -82,6 +95,13 @@ else:
             raise SegmentError(f"shared-memory segment {name!r} does not exist") from None
 
 
+def buffer(shm: shared_memory.SharedMemory) -> memoryview:
+    """The mapping of an open segment (``SharedMemory.buf`` is None only once closed)."""
+    if shm.buf is None:
+        raise SegmentError(f"shared-memory segment {shm.name!r} is closed")
+    return shm.buf
+
+
 def unlink_stale(name: str) -> None:
     """Remove a segment whose owner is gone, without touching the resource tracker."""
     with contextlib.suppress(FileNotFoundError):
@@ -93,8 +113,11 @@ def process_start_time(pid: int) -> float:
     return psutil.Process(pid).create_time()
 
 
-def owner_alive(pid: int, start_time: float) -> bool:
-    """Whether the process that recorded (pid, start_time) still runs."""
+def process_alive(pid: int, start_time: float) -> bool:
+    """Whether the process that recorded (pid, start_time) still runs: the one liveness rule of ipc.
+
+    The start time tells a recycled pid from the process that recorded it.
+    """
     if pid <= 0:
         return False
     try:

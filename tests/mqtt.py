@@ -14,7 +14,7 @@ from typing import Any
 
 import gmqtt
 
-from detectord.daemon.broker import Mosquitto
+from detectord.daemon.cli.mosquitto import Mosquitto
 
 __all__ = ["Mosquitto", "Received", "Subscriber"]
 

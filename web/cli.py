@@ -10,7 +10,11 @@ import signal
 import sys
 from typing import NoReturn
 
-from .bridge import Bridge, BrokerConfig
+from detectord.contract import BrokerConfig
+from detectord.contract.broker import DEFAULT_HOST, DEFAULT_PORT
+from detectord.contract.topics import DEFAULT_PREFIX
+
+from .bridge import Bridge
 from .hub import Hub
 from .server import Access, make_app
 
@@ -21,12 +25,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="detector-web", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--mqtt-host", default="127.0.0.1")
-    parser.add_argument("--mqtt-port", type=int, default=1883)
+    parser.add_argument("--mqtt-host", default=DEFAULT_HOST)
+    parser.add_argument("--mqtt-port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--mqtt-username")
     parser.add_argument("--mqtt-password", help="prefer the environment: DETECTORD_MQTT_PASSWORD")
     parser.add_argument("--mqtt-tls", action="store_true")
-    parser.add_argument("--topic-prefix", default="detector")
+    parser.add_argument("--topic-prefix", default=DEFAULT_PREFIX)
     parser.add_argument("--token", help="require this token (?token=…); prefer DETECTOR_WEB_TOKEN")
     parser.add_argument(
         "--allow-origin", action="append", default=[], metavar="URL", help="another origin allowed to connect"
@@ -35,9 +39,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def serve(args: argparse.Namespace) -> None:
+def _broker(args: argparse.Namespace) -> BrokerConfig:
     password = args.mqtt_password or os.environ.get("DETECTORD_MQTT_PASSWORD")
-    broker = BrokerConfig(
+    return BrokerConfig(
         host=args.mqtt_host,
         port=args.mqtt_port,
         username=args.mqtt_username,
@@ -45,6 +49,10 @@ async def serve(args: argparse.Namespace) -> None:
         tls=args.mqtt_tls,
         topic_prefix=args.topic_prefix,
     )
+
+
+async def serve(args: argparse.Namespace) -> None:
+    broker = _broker(args)
     token = args.token or os.environ.get("DETECTOR_WEB_TOKEN") or None
     hub = Hub()
     bridge = Bridge(hub, broker)
@@ -57,7 +65,7 @@ async def serve(args: argparse.Namespace) -> None:
     connecting = asyncio.create_task(bridge.run())
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     url = f"http://{shown}:{args.port}/" + ("?token=…" if token else "")
-    log.info("viewer on %s (broker %s:%d)", url, broker.host, broker.port)
+    log.info("viewer on %s (broker %s)", url, broker.address)
     sys.stdout.write(f"detector-web: open {url}\n")
     sys.stdout.flush()
     await stop.wait()
@@ -73,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="detector-web: %(message)s")
     if args.mqtt_username and not (args.mqtt_password or os.environ.get("DETECTORD_MQTT_PASSWORD")):
         log.error("error: --mqtt-username needs a password (--mqtt-password or DETECTORD_MQTT_PASSWORD)")
+        return 2
+    try:
+        _broker(args)
+    except ValueError as exc:
+        log.error("error: %s", exc)
         return 2
     try:
         asyncio.run(serve(args))

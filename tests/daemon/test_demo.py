@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from detectord.daemon.broker import free_port
+from detectord.daemon.cli.mosquitto import free_port
 
 from .conftest import write_video
 

@@ -18,7 +18,7 @@ import numpy as np
 import psutil
 import pytest
 
-from detectord.daemon.broker import free_port
+from detectord.daemon.cli.mosquitto import free_port
 
 from ..mqtt import Mosquitto, Subscriber
 from .conftest import write_video
@@ -100,8 +100,9 @@ def test_frames_reach_a_subscriber_with_the_documented_payloads(
             assert payload["v"] == 1 and payload["camera"] == daemon.camera and payload["size"] == [427, 240]
             ts = payload["ts"]
             assert ts["capture"] <= ts["inference_start"] <= ts["inference_end"] <= ts["publish"] <= message.at
-            assert payload["model"] == {"name": "fasterrcnn_resnet50_fpn", "precision": "fp32", "device": "cpu"}
+            assert payload["model"] == {"name": "bright-box", "precision": "fp32", "device": "cpu"}, "what ran"
             assert payload["main_person"]["track_id"] >= 1
+            assert payload["main_person"]["box"] == payload["detections"][payload["main_person"]["index"]]["box"]
             detections[payload["frame_id"]] = payload
         for message in subscriber.on("/frame"):
             (frame_id,) = [int(v) for k, v in message.properties["user_property"] if k == "frame_id"]

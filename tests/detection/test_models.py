@@ -35,6 +35,10 @@ def test_random_and_file_weights_build_the_same_modules_torchvision_builds_with_
     assert [(n, type(m)) for n, m in ours.named_modules()] == [(n, type(m)) for n, m in theirs.named_modules()]
 
 
+FRAME = (427, 240)
+"""(width, height) of the frames the tests run detectors on."""
+
+
 def test_random_weights_are_the_same_in_every_process() -> None:
     a, _ = build_model("fasterrcnn_mobilenet_v3_large_320_fpn", "random")
     b, _ = build_model("fasterrcnn_mobilenet_v3_large_320_fpn", "random")
@@ -88,7 +92,7 @@ def test_unknown_model_and_profile_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown model"):
         build_model("yolo", "random")
     with pytest.raises(ValueError, match="unknown profile"):
-        load_detector(weights="random", profile="fast")
+        load_detector(weights="random", profile="fast", frame_size=FRAME)
 
 
 def test_cuda_asked_for_without_cuda_is_a_clear_error() -> None:
@@ -104,7 +108,7 @@ def test_cuda_asked_for_without_cuda_is_a_clear_error() -> None:
     [("default", (240, 427)), ("native", (240, 427)), ("reference", (749, 1333))],
 )
 def test_profiles_set_the_size_the_model_really_runs_at(profile: str, expected: tuple[int, int]) -> None:
-    detector = load_detector(weights="random", device="cpu", profile=profile)
+    detector = load_detector(weights="random", device="cpu", profile=profile, frame_size=FRAME)
     images, _ = detector.model.transform([torch.zeros(3, 240, 427)])
     assert tuple(images.image_sizes[0]) == expected
     rpn = detector.model.rpn
@@ -113,7 +117,7 @@ def test_profiles_set_the_size_the_model_really_runs_at(profile: str, expected: 
 
 
 def test_score_threshold_overrides_the_profile() -> None:
-    detector = load_detector(weights="random", device="cpu", score_threshold=0.25)
+    detector = load_detector(weights="random", device="cpu", frame_size=FRAME, score_threshold=0.25)
     assert detector.model.roi_heads.score_thresh == 0.25
     assert detector.info.profile == "default" and detector.info.precision == "fp32"
 
@@ -128,7 +132,9 @@ def test_frames_become_rgb_chw_floats_in_one_conversion_from_read_only_views() -
 
 
 def test_the_detector_reports_boxes_inside_the_frame() -> None:
-    detector = load_detector("fasterrcnn_resnet50_fpn", weights="random", device="cpu", score_threshold=0.0)
+    detector = load_detector(
+        "fasterrcnn_resnet50_fpn", weights="random", device="cpu", frame_size=FRAME, score_threshold=0.0
+    )
     frame = np.random.default_rng(0).integers(0, 256, (240, 427, 3), dtype=np.uint8)
     (found,) = detector([frame])
     assert len(found) > 0

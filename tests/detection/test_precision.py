@@ -47,7 +47,7 @@ def frames(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def calibration(frames: list[np.ndarray], tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("calibration") / "int8.pt"
-    save_calibration(calibrate_detector(frames[:8], weights="random", source="clip.mp4"), path)
+    save_calibration(calibrate_detector(frames[:8], weights="random", frame_size=(427, 240), source="clip.mp4"), path)
     return path
 
 
@@ -55,6 +55,7 @@ def _load(precision: str, calibration: Path | None = None, device: str = "cpu") 
     return load_detector(
         weights="random",
         device=device,
+        frame_size=(427, 240),
         precision=precision,
         calibration=calibration if precision.startswith("int8-static") else None,
         score_threshold=0.05,
@@ -158,7 +159,7 @@ def test_int8_static_needs_a_calibration_and_only_it_takes_one(calibration: Path
     with pytest.raises(PrecisionError, match="detectord calibrate"):
         _load("int8-static", None)
     with pytest.raises(PrecisionError, match="only applies to int8-static"):
-        load_detector(weights="random", device="cpu", precision="fp32", calibration=calibration)
+        load_detector(weights="random", device="cpu", frame_size=(427, 240), precision="fp32", calibration=calibration)
 
 
 def test_the_calibration_artifact_reloads_to_the_same_model_and_records_its_provenance(

@@ -13,15 +13,17 @@ import sys
 import threading
 import time
 
-from detectord.ipc import EndOfStream, FrameRing, ResultRing, RingHandle
+from detectord.ipc import EndOfStream, RingHandle
+
+from .rings import RecordRing, attach_frames, frame_ring
 
 
 def _reader(frames: RingHandle, results: RingHandle) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    ring = FrameRing.attach(frames)
-    result_ring = ResultRing.attach(results)
+    ring = attach_frames(frames)
+    result_ring = RecordRing.attach(results)
     reader = ring.reader(0)
     try:
         while not stop.is_set():
@@ -39,7 +41,7 @@ def main(instance: str) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     ctx = mp.get_context("spawn")
-    with FrameRing.create(instance, slots=4) as frames, ResultRing.create(instance) as results:
+    with frame_ring(instance, slots=4) as frames, RecordRing.create(instance) as results:
         child = ctx.Process(target=_reader, args=(frames.handle, results.handle), daemon=True)
         child.start()
         writer = frames.writer()

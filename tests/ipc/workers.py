@@ -15,10 +15,12 @@ import numpy as np
 
 from detectord.ipc import EndOfStream, FrameRing, RingHandle, RingMode
 
+from .rings import attach_frames
+
 
 def produce(handle: RingHandle, count: int, fill: bool, seconds: float = 0.0) -> None:
     """Publish ``count`` frames (or as many as fit in ``seconds``), every byte = frame_id % 256."""
-    ring = FrameRing.attach(handle)
+    ring = attach_frames(handle)
     writer = ring.writer()
     deadline = time.monotonic() + seconds if seconds else None
     frame_id = 0
@@ -41,7 +43,7 @@ def produce(handle: RingHandle, count: int, fill: bool, seconds: float = 0.0) ->
 
 def collect(handle: RingHandle, index: int, out: Queue[Any], batch: int, delay: float) -> None:
     """Read until end of stream; report the frame ids seen and the ring's view of this reader."""
-    ring = FrameRing.attach(handle)
+    ring = attach_frames(handle)
     reader = ring.reader(index)
     seen: list[int] = []
     try:
@@ -73,7 +75,7 @@ def check_frames(handle: RingHandle, index: int, out: Queue[Any], hold: float, u
     already released: the control experiment showing that the checker does see
     rewrites when the pinning protocol is not followed.
     """
-    ring = FrameRing.attach(handle)
+    ring = attach_frames(handle)
     reader = ring.reader(index)
     checked = torn = 0
     try:
@@ -110,7 +112,7 @@ def try_attach(handle: RingHandle, shape: tuple[int, int, int], out: Queue[Any])
 
 def try_write(handle: RingHandle, out: Queue[Any]) -> None:
     """Try to become the writer of a ring whose writer lives in another process."""
-    ring = FrameRing.attach(handle)
+    ring = attach_frames(handle)
     try:
         ring.writer()
     except Exception as exc:
@@ -123,7 +125,7 @@ def try_write(handle: RingHandle, out: Queue[Any]) -> None:
 
 def idle_reader(handle: RingHandle, index: int, seconds: float, out: Queue[Any]) -> None:
     """Block on an empty ring for ``seconds`` and report the CPU time that cost."""
-    ring = FrameRing.attach(handle)
+    ring = attach_frames(handle)
     reader = ring.reader(index)
     try:
         start_cpu, start = time.process_time(), time.monotonic()
@@ -135,7 +137,7 @@ def idle_reader(handle: RingHandle, index: int, seconds: float, out: Queue[Any])
 
 def adopt_frames(handle: RingHandle, index: int, requests: Queue[Any], replies: Queue[Any]) -> None:
     """A downstream reader: adopt three handed-over frames, report (frame id, first byte) of each."""
-    ring = FrameRing.attach(handle)
+    ring = attach_frames(handle)
     reader = ring.reader(index)
     seen = []
     try:
@@ -150,7 +152,7 @@ def adopt_frames(handle: RingHandle, index: int, requests: Queue[Any], replies: 
 
 def hold_and_die(handle: RingHandle, index: int, out: Queue[Any]) -> None:
     """Read every frame there is, keep them pinned, and die without releasing them."""
-    ring = FrameRing.attach(handle)
+    ring = attach_frames(handle)
     ring.reader(index).read(8, timeout=5)
     out.put("holding")
     out.close()

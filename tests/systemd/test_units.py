@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from detectord.daemon.cli import main
-from detectord.daemon.install import InstallError, Plan, install
+from detectord.daemon.cli.install import InstallError, Plan, install
 
 EXECUTABLE = Path(sys.prefix) / "bin" / "detectord"
 analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
@@ -82,6 +82,6 @@ def test_an_executable_that_protecthome_would_hide_is_refused(tmp_path: Path) ->
     fake.chmod(0o755)
     plan = Plan(root=tmp_path, executable=fake, allow_home=False, enable=False)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("detectord.daemon.install.HIDDEN_BY_PROTECT_HOME", (tmp_path,))
+        patch.setattr("detectord.daemon.cli.install.HIDDEN_BY_PROTECT_HOME", (tmp_path,))
         with pytest.raises(InstallError, match="ProtectHome=yes hides"):
             install(plan)

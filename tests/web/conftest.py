@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from detectord.daemon.broker import Mosquitto, free_port
+from detectord.contract import Detection, build_detections, build_stats
+from detectord.daemon.cli.mosquitto import Mosquitto, free_port
 
 from ..mqtt import Subscriber
 
@@ -82,22 +83,39 @@ def jpeg(width: int = 427, height: int = 240, value: int = 128, noise: bool = Fa
     return data.tobytes()
 
 
-def detections(frame_id: int, box: list[float], main: bool = True, capture: float | None = None) -> dict[str, Any]:
+def detections(
+    frame_id: int, box: list[float], main: bool = True, capture: float | None = None, camera: str = "front"
+) -> dict[str, Any]:
     now = capture if capture is not None else time.time()
-    return {
-        "v": 1,
-        "camera": "front",
-        "frame_id": frame_id,
-        "size": [427, 240],
-        "ts": {"capture": now, "inference_start": now, "inference_end": now, "publish": now},
-        "model": {"name": "fasterrcnn_resnet50_fpn", "precision": "fp32", "device": "cpu"},
-        "detections": [{"label": "person", "class_id": 1, "score": 0.97, "box": box}],
-        "main_person": {"box": box, "score": 0.97, "track_id": 3} if main else None,
-    }
+    x1, y1, x2, y2 = box
+    return build_detections(
+        camera=camera,
+        frame_id=frame_id,
+        size=(427, 240),
+        ts={"capture": now, "inference_start": now, "inference_end": now, "publish": now},
+        model={"name": "fasterrcnn_resnet50_fpn", "precision": "fp32", "device": "cpu"},
+        detections=[Detection("person", 1, 0.97, (x1, y1, x2, y2))],
+        main_person=(0, 3) if main else None,
+    )
+
+
+def stats(source_status: str = "streaming", inference_fps: float = 3.5) -> dict[str, Any]:
+    stage = {"fps": inference_fps, "frames": 10, "pid": 1234, "restarts": 0, "status": "", "cpu_percent": 50.0,
+             "rss_mb": 900.0}  # fmt: skip
+    return build_stats(
+        camera="front",
+        ts=time.time(),
+        uptime_s=10.0,
+        source_status=source_status,
+        stages={"inference": stage},
+        drops={"capture": 0},
+        latency={"end_to_end": None},
+        mqtt={"connected": True, "connections": 1, "sent": 10},
+    )
 
 
 def publish_frame(client: Subscriber, camera: str, frame_id: int, box: list[float], image: bytes, **kw: Any) -> None:
     import json
 
-    client.publish(f"detector/{camera}/detections", json.dumps(detections(frame_id, box, **kw)))
+    client.publish(f"detector/{camera}/detections", json.dumps(detections(frame_id, box, camera=camera, **kw)))
     client.publish(f"detector/{camera}/frame", image, user_property=[("frame_id", str(frame_id))])

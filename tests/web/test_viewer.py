@@ -18,10 +18,11 @@ from selenium.webdriver.chrome.service import Service
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
-from detectord.daemon.broker import Mosquitto
+from detectord.daemon.cli.mosquitto import Mosquitto
+from detectord.web.client import frames
 
 from ..mqtt import Subscriber
-from .conftest import Viewer, jpeg, publish_frame, start_viewer
+from .conftest import Viewer, jpeg, publish_frame, start_viewer, stats
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 browser_available = pytest.mark.skipif(
@@ -96,7 +97,7 @@ def test_payload_text_is_drawn_as_text_never_inserted_as_html(
 ) -> None:
     browser.get(viewer.url)
     _wait(lambda: browser.execute_script("return document.getElementById('connection').textContent") == "live")
-    mqtt.publish("detector/front/stats", json.dumps({"source": {"status": "<img src=x onerror=window.owned=1>"}}))
+    mqtt.publish("detector/front/stats", json.dumps(stats(source_status="<img src=x onerror=window.owned=1>")))
     assert _wait(lambda: "onerror" in browser.execute_script("return document.body.innerText"))
     assert browser.execute_script("return document.querySelectorAll('img').length") == 0
     assert browser.execute_script("return window.owned === undefined")
@@ -104,7 +105,7 @@ def test_payload_text_is_drawn_as_text_never_inserted_as_html(
 
 def test_healthz_and_api_cameras_are_json(viewer: Viewer, mqtt: Subscriber) -> None:
     mqtt.publish("detector/front/status", "online", retain=True)
-    mqtt.publish("detector/front/stats", json.dumps({"stages": {"inference": {"fps": 3.5}}}), retain=True)
+    mqtt.publish("detector/front/stats", json.dumps(stats(inference_fps=3.5)), retain=True)
     publish_frame(mqtt, "front", 7, [1, 2, 3, 4], jpeg())
 
     def cameras() -> dict[str, Any] | None:
@@ -120,25 +121,10 @@ def test_healthz_and_api_cameras_are_json(viewer: Viewer, mqtt: Subscriber) -> N
 
 
 async def _collect(url: str, seconds: float, **kw: Any) -> list[dict[str, Any]]:
-    connection = await websocket_connect(HTTPRequest(url, **kw))
-    frames: list[dict[str, Any]] = []
-    pending = None
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            message = await asyncio.wait_for(connection.read_message(), max(0.01, deadline - time.monotonic()))
-        except TimeoutError:
-            break
-        if message is None:
-            break
-        if isinstance(message, str):
-            data = json.loads(message)
-            pending = data if data["type"] == "frame" else pending
-        elif pending is not None:
-            frames.append({**pending, "jpeg_bytes": len(message), "at": time.time()})
-            pending = None
-    connection.close()
-    return frames
+    return [
+        {**header, "jpeg_bytes": len(jpeg), "at": time.time()}
+        async for header, jpeg in frames(HTTPRequest(url, **kw), seconds)
+    ]
 
 
 def _stalled_client(port: int) -> socket.socket:

@@ -91,14 +91,14 @@ function draw(cam, frame, bitmap) {
   ctx.drawImage(bitmap, 0, 0, width, height);
   bitmap.close();
   const main = frame.main_person;
-  for (const d of frame.detections) {
+  frame.detections.forEach((d, index) => {
+    if (main && index === main.index) return;  // drawn last, in the main person's colour
     const [x1, y1, x2, y2] = d.box;
-    if (main && d.box.every((v, i) => v === main.box[i])) continue;
     ctx.lineWidth = 1;
     ctx.strokeStyle = OTHER_COLOR;
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
     label(ctx, `${d.label} ${d.score.toFixed(2)}`, x1, y1, OTHER_COLOR);
-  }
+  });
   if (main) {
     const [x1, y1, x2, y2] = main.box;
     ctx.lineWidth = 3;

@@ -23,9 +23,8 @@ from multiprocessing.connection import Connection
 from threading import Event
 from typing import Any
 
+from detectord.daemon.logs import configure_logging
 from detectord.detection import CalibrationError, PrecisionError, WeightsError
-
-from .logs import configure_logging
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .process import StageError
+from detectord.daemon.pipeline.stage import StageError
 
 log = logging.getLogger(__name__)
 

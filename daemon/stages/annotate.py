@@ -5,9 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from detectord.daemon.results import FrameResult
 from detectord.detection import label_name
-
-from .records import FrameResult
 
 MAIN_COLOR = (0, 220, 0)  # BGR
 OTHER_COLOR = (200, 160, 40)

@@ -20,12 +20,12 @@ from threading import Event
 import cv2
 import numpy as np
 
+from detectord.daemon.config import SourceConfig
+from detectord.daemon.pipeline.ringset import RingHandles, claim
+from detectord.daemon.pipeline.telemetry import StageMeter
 from detectord.ipc import RingMode, RingWriter, WriteSlot
 
-from .config import SourceConfig
-from .rings import PipelineRings, claim
 from .sources import LiveSource, SourceError, VideoFile, VideoInfo
-from .telemetry import StageMeter
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def _fill(writer: RingWriter, slot: WriteSlot, image: np.ndarray, frame_id: int,
 
 
 def run_capture(
-    stop: Event, reports: Connection, rings: PipelineRings, video: VideoInfo, limit: int | None = None
+    stop: Event, reports: Connection, rings: RingHandles, video: VideoInfo, limit: int | None = None
 ) -> None:
     """Every frame of ``video`` (or its first ``limit``) into the frame ring, in order; then end of stream."""
     ring = rings.attach_frames()
@@ -67,7 +67,7 @@ def run_capture(
         ring.close()
 
 
-def run_live_capture(stop: Event, reports: Connection, rings: PipelineRings, config: SourceConfig) -> None:
+def run_live_capture(stop: Event, reports: Connection, rings: RingHandles, config: SourceConfig) -> None:
     """The newest frame wins: publish every frame read; a slow reader only makes the ring drop old ones."""
     ring = rings.attach_frames()
     writer = ring.writer()

@@ -33,7 +33,7 @@ def templates_dir() -> Path:
     """The shipped systemd/ folder: installed under share/, or beside the package in a checkout."""
     for candidate in (
         Path(sys.prefix) / "share" / "detectord" / "systemd",
-        Path(__file__).resolve().parents[1] / "systemd",
+        Path(__file__).resolve().parents[2] / "systemd",
     ):
         if (candidate / UNITS[0]).is_file():
             return candidate

@@ -1,21 +1,25 @@
-"""Loading configuration dataclasses from TOML and command-line overrides.
+"""Loading configuration dataclasses from TOML and command-line overrides, and writing them back.
 
-One path for both: the TOML file becomes a nested dict, flags override
-dotted keys in it, and the dict is converted field by field into the frozen
-dataclasses of ``config``, where each one checks its own values. Unknown keys,
-wrong types and bad values all raise ConfigError naming the key.
+One path for every command: a TOML file (if any) becomes a nested dict,
+flags override dotted keys in it, and the dict is converted field by field
+into the frozen dataclasses of ``detectord.daemon.config``, where each one
+checks its own values. Unknown keys, wrong types and bad values all raise
+ConfigError naming the key. ``to_toml`` writes a configuration back as a
+file the daemon reads (the demo hands its daemon one).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .config import ConfigError
+from detectord.daemon.config import ConfigError
 
 T = TypeVar("T")
 
@@ -48,7 +52,7 @@ def _convert(value: Any, kind: Any, key: str) -> Any:
             return None
         (inner,) = [o for o in options if o is not type(None)]
         return _convert(value, inner, key)
-    if dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a table of settings, got {value!r}")
         return build(kind, value, key)
@@ -94,3 +98,31 @@ def build(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     except ValueError as exc:  # a dataclass from detectord.detection validating itself
         text = str(exc)
         raise ConfigError(text if where and text.startswith(where) else f"{where}: {text}" if where else text) from None
+
+
+def _toml_value(value: Any, key: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else "inf" if value > 0 else "-inf")
+    if isinstance(value, str | Path):
+        return json.dumps(str(value))  # a JSON string is a TOML basic string
+    raise ConfigError(f"{key}: cannot write {value!r} to TOML")
+
+
+def to_toml(config: Any, where: str = "") -> str:
+    """A configuration dataclass as TOML that ``build`` turns back into an equal one (None values omitted)."""
+    lines: list[str] = []
+    tables: list[str] = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        key = f"{where}.{f.name}" if where else f.name
+        if value is None:
+            continue
+        if dataclasses.is_dataclass(value):
+            tables.append(f"\n[{key}]\n" + to_toml(value, key))
+        else:
+            lines.append(f"{f.name} = {_toml_value(value, key)}")
+    return "\n".join(lines) + ("\n" if lines else "") + "".join(tables)

@@ -1,8 +1,10 @@
 """The inference stage: frames from the frame ring, detections and the main person to the result ring.
 
 Each frame's pin is handed to the downstream reader (publisher or writer)
-before its result is published, so the frame the boxes were computed on is
-the frame that gets encoded.
+before its result is published (``results.write_result``), so the frame the
+boxes were computed on is the frame that gets encoded. Once its detector is
+loaded the stage announces it (``LoadedModel``): the readers label and
+describe the detections with what actually produced them.
 """
 
 from __future__ import annotations
@@ -13,13 +15,12 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from threading import Event
 
+from detectord.daemon.config import ModelConfig
+from detectord.daemon.pipeline.ringset import DOWNSTREAM_READER, INFERENCE_READER, WAIT_STEP_S, RingHandles, claim
+from detectord.daemon.pipeline.telemetry import StageMeter
+from detectord.daemon.results import LoadedModel, write_result
 from detectord.detection import FrameDetector, MainPersonConfig, MainPersonTracker, load_detector
 from detectord.ipc import EndOfStream, FrameRef, RingMode, RingReader
-
-from .config import ModelConfig
-from .records import write_result
-from .rings import DOWNSTREAM_READER, INFERENCE_READER, WAIT_STEP_S, PipelineRings, claim
-from .telemetry import StageMeter
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class _Freshness:
 def run_inference(
     stop: Event,
     reports: Connection,
-    rings: PipelineRings,
+    rings: RingHandles,
     model: ModelConfig,
     main_person: MainPersonConfig,
     batch: int,
@@ -84,12 +85,11 @@ def run_inference(
     meter = StageMeter("inference", reports)
     held: list[FrameRef] = []
     try:
-        height, width, _ = rings.frame_shape
-        detector = detector_factory(model, (width, height))
+        detector = detector_factory(model, rings.frame_size)
         tracker = MainPersonTracker(main_person)
         lossless = frame_ring.mode is RingMode.LOSSLESS
         freshness = _Freshness()
-        meter.ready()
+        meter.ready(LoadedModel(detector.info, tuple(detector.categories)))
         while not stop.is_set():
             try:
                 held = reader.read(batch if lossless else 1, timeout=WAIT_STEP_S, fill=lossless)
@@ -108,18 +108,7 @@ def run_inference(
                 slot = claim(writer, stop, lossless)
                 if slot is None:
                     continue
-                fields = write_result(slot, found, main, rings.max_detections)
-                provenance = {"frame_id": ref.frame_id, "capture_ts": ref.capture_ts, "pts": ref.pts}
-                reader.hand_over([ref], to=DOWNSTREAM_READER)
-                writer.publish(
-                    slot,
-                    frame_seq=ref.seq,
-                    frame_slot=ref.index,
-                    inference_start=started,
-                    inference_end=finished,
-                    **provenance,
-                    **fields,
-                )
+                write_result(writer, slot, ref, (reader, DOWNSTREAM_READER), found, main, (started, finished))
             reader.release(held)
             held = []
             meter.add(len(detections), busy)

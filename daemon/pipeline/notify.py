@@ -25,10 +25,6 @@ class Notifier:
         self.watchdog_interval_s = int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 and for_us else None
         """Ping this often (half of WatchdogSec), or never (None)."""
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.address)
-
     def send(self, *assignments: str) -> None:
         if not self.address:
             return

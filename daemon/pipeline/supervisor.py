@@ -1,4 +1,4 @@
-"""Starting, watching and stopping stage processes; the wiring of a job lives with the job.
+"""Starting, watching and stopping stage processes; which stages a job has lives with the job.
 
 Stages are spawned (no fork after torch) with SIGINT ignored, so Ctrl-C in a
 terminal reaches only the supervisor, which then stops the stages in order:
@@ -21,7 +21,7 @@ from typing import Any
 
 from detectord.ipc import Ring, RingError
 
-from .process import EXIT_REPORTED, run_stage
+from .stage import EXIT_REPORTED, run_stage
 from .telemetry import StageReport, drain
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,8 @@ class Supervisor:
         self.ctx = ctx or mp.get_context("spawn")
         self.stages: dict[str, Stage] = {}
         self.reports: dict[str, StageReport] = {}
+        self.announcements: dict[str, Any] = {}
+        """What each stage announced (inference: the model it loaded), newest first-hand."""
 
     def start(self, name: str, target: Callable[..., None], *args: Any) -> Stage:
         """Spawn a stage running ``target(stop, reports, *args)``."""
@@ -120,7 +122,7 @@ class Supervisor:
 
     def poll(self) -> dict[str, StageReport]:
         """The newest report of every stage."""
-        drain((stage.reports for stage in self.stages.values()), self.reports)
+        drain((stage.reports for stage in self.stages.values()), self.reports, self.announcements)
         return self.reports
 
     def failures(self) -> list[Stage]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from detectord.daemon.progress import Progress
+from detectord.daemon.cli.progress import Progress
 
 
 def test_progress_shows_frames_fps_and_eta_when_enabled() -> None:

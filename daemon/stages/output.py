@@ -1,4 +1,4 @@
-"""The offline writer stage: one JSONL line per frame, and the annotated video."""
+"""The writer stage of ``detectord analyze``: one JSONL line per frame, and the annotated video."""
 
 from __future__ import annotations
 
@@ -8,18 +8,20 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from threading import Event
+from typing import Any
 
 import cv2
 import numpy as np
 
-from detectord.detection import COCO_CATEGORIES
+from detectord.contract.payloads import detection_json, main_person_json
+from detectord.daemon.pipeline import control
+from detectord.daemon.pipeline.ringset import DOWNSTREAM_READER, WAIT_STEP_S, RingHandles
+from detectord.daemon.pipeline.stage import StageError
+from detectord.daemon.pipeline.telemetry import StageMeter
+from detectord.daemon.results import FrameResult, LoadedModel, read_result
 from detectord.ipc import EndOfStream
 
 from .annotate import annotate
-from .process import StageError
-from .records import jsonl_record, read_result
-from .rings import DOWNSTREAM_READER, WAIT_STEP_S, PipelineRings
-from .telemetry import StageMeter
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ class _AnnotatedVideo:
         width, height = size
         self._pad = (height % 2, width % 2)
         self._writer = cv2.VideoWriter(
-            str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width + self._pad[1], height + self._pad[0])
+            str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width + self._pad[1], height + self._pad[0])
         )
         if not self._writer.isOpened():
             raise StageError(f"cannot write {path}: OpenCV has no MPEG-4 encoder here")
@@ -51,41 +53,64 @@ class _AnnotatedVideo:
         self._writer.release()
 
 
+def jsonl_record(result: FrameResult, categories: tuple[str, ...]) -> dict[str, Any]:
+    """One line of ``detectord analyze`` output; boxes in pixels of the analysed frame."""
+    detections = result.contract_detections(categories)
+    main = main_person_json(detections, result.contract_main_person())
+    if main is not None:
+        del main["index"]  # the analyze output's format predates the index
+    return {
+        "frame": result.frame_id,
+        "time_s": round(result.pts, 4),
+        "main_person": main,
+        "detections": [detection_json(d) for d in detections],
+    }
+
+
 def run_writer(
     stop: Event,
     reports: Connection,
-    rings: PipelineRings,
+    rings: RingHandles,
     out: Path,
     annotated: Path | None,
     fps: float,
-    categories: tuple[str, ...] = COCO_CATEGORIES,
+    supervisor: Connection,
 ) -> None:
     """Write results until the stream ends; ``stop`` (SIGTERM) abandons what is not yet written.
 
     Lines go out one write per line, so an interrupted run keeps every line
-    written before the interruption.
+    written before the interruption. Labels come from the model inference
+    announced, which the supervisor relays before any result can arrive.
     """
     frame_ring, result_ring = rings.attach_frames(), rings.attach_results()
     frames, results = frame_ring.reader(DOWNSTREAM_READER), result_ring.reader(0)
     meter = StageMeter("writer", reports)
-    height, width, _ = rings.frame_shape
+    inbox = control.Inbox(supervisor)
+    model: LoadedModel | None = None
     video = None
     try:
         with out.open("w", buffering=1) as lines:
-            video = _AnnotatedVideo(annotated, fps, (width, height)) if annotated else None
+            video = _AnnotatedVideo(annotated, fps, rings.frame_size) if annotated else None
             meter.ready()
             while not stop.is_set():
                 try:
                     refs = results.read(8, timeout=WAIT_STEP_S)
                 except EndOfStream:
                     break
+                if refs and model is None:
+                    model = inbox.wait_for(control.MODEL, stop)
+                    if model is None:
+                        results.release(refs)
+                        break
+                if model is None:
+                    continue
                 for ref in refs:
                     clock = time.perf_counter()
                     result = read_result(ref)
                     with frames.adopt(result.frame_slot, result.frame_seq) as frame:
-                        lines.write(json.dumps(jsonl_record(result, categories)) + "\n")
+                        lines.write(json.dumps(jsonl_record(result, model.categories)) + "\n")
                         if video is not None:
-                            video.write(annotate(frame.pixels, result, categories))
+                            video.write(annotate(frame.pixels, result, model.categories))
                     ref.release()
                     meter.add(1, time.perf_counter() - clock)
     finally:

@@ -4,7 +4,8 @@ It uses the broker at ``--mqtt-host:--mqtt-port`` if one answers there, and
 otherwise starts a private Mosquitto on a free loopback port. The daemon and
 the viewer run as child processes in sessions of their own, so that Ctrl-C
 reaches only this command, which then stops them in order: daemon (which
-publishes ``offline``), viewer, broker.
+publishes ``offline``), viewer, broker. The daemon gets its configuration as
+a TOML file (``loading.to_toml``), the same way a user's daemon does.
 """
 
 from __future__ import annotations
@@ -15,22 +16,15 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
-from .broker import Mosquitto, free_port, reachable, stop_process
+from detectord.daemon.config import DemoConfig
+
+from .loading import to_toml
+from .mosquitto import Mosquitto, free_port, reachable, stop_process
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    source: str
-    daemon_flags: tuple[str, ...]
-    mqtt_host: str = "127.0.0.1"
-    mqtt_port: int = 1883
-    web_host: str = "127.0.0.1"
-    web_port: int = 8080
 
 
 def _child(args: list[str], log_file: Path) -> subprocess.Popen[bytes]:
@@ -47,22 +41,30 @@ def run_demo(config: DemoConfig) -> int:
     with tempfile.TemporaryDirectory(prefix="detectord-demo-") as tmp:
         logs = Path(tmp)
         try:
-            host, port = config.mqtt_host, config.mqtt_port
-            if reachable(host, port):
-                log.info("using the broker at %s:%d", host, port)
+            daemon_config = config.daemon
+            mqtt = daemon_config.mqtt
+            if reachable(mqtt.host, mqtt.port):
+                log.info("using the broker at %s", mqtt.address)
             else:
                 broker = Mosquitto(logs, free_port())
                 broker.start()
-                host, port = "127.0.0.1", broker.port
-                log.info(
-                    "no broker at %s:%d; started Mosquitto on %s:%d", config.mqtt_host, config.mqtt_port, host, port
-                )
-            mqtt = ["--mqtt-host", host, "--mqtt-port", str(port)]
-            daemon = _child(
-                ["detectord.daemon", "--source", config.source, *mqtt, *config.daemon_flags], logs / "daemon.log"
-            )
+                daemon_config = replace(daemon_config, mqtt=replace(mqtt, host="127.0.0.1", port=broker.port))
+                log.info("no broker at %s; started Mosquitto on %s", mqtt.address, daemon_config.mqtt.address)
+            settings = logs / "detector.toml"
+            settings.write_text(to_toml(daemon_config))
+            settings.chmod(0o600)  # it may hold the MQTT password
+            daemon = _child(["detectord.daemon", "--config", str(settings)], logs / "daemon.log")
+            host, port = daemon_config.mqtt.host, daemon_config.mqtt.port
+            web_mqtt = [
+                "--mqtt-host",
+                host,
+                "--mqtt-port",
+                str(port),
+                "--topic-prefix",
+                daemon_config.mqtt.topic_prefix,
+            ]
             viewer = _child(
-                ["detectord.web", "--host", config.web_host, "--port", str(config.web_port), *mqtt],
+                ["detectord.web", "--host", config.web_host, "--port", str(config.web_port), *web_mqtt],
                 logs / "viewer.log",
             )
             url = f"http://{config.web_host}:{config.web_port}/"
@@ -76,9 +78,9 @@ def run_demo(config: DemoConfig) -> int:
                         return 1
             return 0
         finally:
-            for process in (daemon, viewer):
-                if process is not None:
-                    stop_process(process, grace_s=15.0)
+            for child in (daemon, viewer):
+                if child is not None:
+                    stop_process(child, grace_s=15.0)
             if broker is not None:
                 broker.stop()
             for sig, handler in previous.items():

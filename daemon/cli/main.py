@@ -1,0 +1,233 @@
+"""``detectord``: parse, build the configuration through one path, run, and turn errors into one line.
+
+Every command's configuration comes from ``loading.build``: a dict made from
+the TOML file (the live daemon's ``--config``), with the flags that were
+given set on top under the key they name (the ``*_KEYS`` tables), converted
+into the command's dataclass, which validates it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from detectord.daemon.config import AnalyzeConfig, CalibrateConfig, ConfigError, DaemonConfig, DemoConfig
+from detectord.daemon.logs import configure_logging
+from detectord.daemon.pipeline.stage import StageError
+from detectord.detection import CalibrationError, PrecisionError, WeightsError
+
+from .loading import build, read_toml, set_dotted
+from .parser import EXIT_USAGE, get_args_parser
+
+log = logging.getLogger("detectord")
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+T = TypeVar("T")
+
+MODEL_KEYS = {
+    "model": "model.name",
+    "weights": "model.weights",
+    "profile": "model.profile",
+    "device": "model.device",
+    "precision": "model.precision",
+    "calibration": "model.calibration",
+    "score_threshold": "model.score_threshold",
+    "main_threshold": "main_person.score_threshold",
+}
+"""Model flags and the configuration keys they set, for every command that runs a model."""
+
+LIVE_KEYS = {
+    "source": "source.uri",
+    "loop": "source.loop",
+    "camera": "camera",
+    "mqtt_host": "mqtt.host",
+    "mqtt_port": "mqtt.port",
+    "mqtt_username": "mqtt.username",
+    "mqtt_password": "mqtt.password",
+    "mqtt_tls": "mqtt.tls",
+    "topic_prefix": "mqtt.topic_prefix",
+    **MODEL_KEYS,
+}
+ANALYZE_KEYS = {
+    "video": "video",
+    "out": "out",
+    "annotated": "annotated",
+    "batch": "batch",
+    "max_frames": "max_frames",
+    **MODEL_KEYS,
+}
+CALIBRATE_KEYS = {
+    "video": "video",
+    "out": "out",
+    "frames": "frames",
+    "model": "model.name",
+    "weights": "model.weights",
+    "profile": "model.profile",
+}
+DEMO_KEYS = {"mqtt_host": "daemon.mqtt.host", "mqtt_port": "daemon.mqtt.port", "port": "web_port"} | {
+    option: f"daemon.{key}" for option, key in MODEL_KEYS.items()
+}
+
+
+def configure(
+    cls: type[T], args: argparse.Namespace, keys: dict[str, str], data: dict[str, Any] | None = None, prefix: str = ""
+) -> T:
+    """``cls`` from ``data`` (a parsed TOML file, or nothing) with the flags in ``keys`` that were given set on top."""
+    data = {} if data is None else data
+    for option, key in keys.items():
+        value = getattr(args, option, None)
+        if value is not None:
+            set_dotted(data, key, str(value) if isinstance(value, Path) else value)
+    size = getattr(args, "frame_size", None)
+    if size is not None:
+        set_dotted(data, f"{prefix}frame.width", size[0])
+        set_dotted(data, f"{prefix}frame.height", size[1])
+    return build(cls, data)
+
+
+def live_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> DaemonConfig:
+    """The daemon's configuration: the TOML file, then the flags given, then validated as a whole."""
+    data = read_toml(args.config) if args.config else {}
+    env = os.environ if environ is None else environ
+    if "password" not in data.get("mqtt", {}) and args.mqtt_password is None and env.get("DETECTORD_MQTT_PASSWORD"):
+        set_dotted(data, "mqtt.password", env["DETECTORD_MQTT_PASSWORD"])
+    return configure(DaemonConfig, args, LIVE_KEYS, data)
+
+
+def _run_analyze(args: argparse.Namespace, log_level: int) -> int:
+    from detectord.daemon.analyze import AnalysisFailed, analyze
+
+    config = configure(AnalyzeConfig, args, ANALYZE_KEYS)
+    try:
+        summary = analyze(config, log_level=log_level, progress=args.progress)
+    except AnalysisFailed as exc:
+        log.error("%s; the lines written so far are in %s", exc, config.out)
+        return EXIT_ERROR
+    sys.stdout.write(summary.line() + "\n")
+    return EXIT_INTERRUPTED if summary.interrupted else 0
+
+
+def _run_calibrate(args: argparse.Namespace) -> int:
+    from detectord.daemon.stages.sources import VideoFile, probe_video
+    from detectord.detection import calibrate_detector
+    from detectord.detection.quantization import save_calibration
+
+    config = configure(CalibrateConfig, args, CALIBRATE_KEYS)
+    video = probe_video(config.video)
+    source = VideoFile(video)
+    try:
+        frames = source.sample(config.frames, config.frame.size)
+    finally:
+        source.close()
+    model = config.model
+    artifact = calibrate_detector(
+        frames, model.name, model.weights, model.profile, frame_size=config.frame.size, source=str(video.path)
+    )
+    save_calibration(artifact, config.out)
+    sys.stdout.write(
+        f"calibrated {model.name} ({artifact['weights']}, profile {model.profile}) on {len(frames)} frames of "
+        f"{video.path}; wrote {config.out} ({config.out.stat().st_size / 1e6:.1f} MB)\n"
+    )
+    return 0
+
+
+def _run_live(args: argparse.Namespace, log_level: int) -> int:
+    from detectord.daemon.live import run_daemon
+
+    if args.check_config:
+        try:
+            config = live_config(args)
+            config.model.check_runnable()
+        except ConfigError as exc:
+            log.error("%s", exc)
+            return EXIT_ERROR
+        sys.stdout.write(
+            f"configuration OK: camera {config.camera!r}, source {config.source.uri!r}, "
+            f"broker {config.mqtt.host}:{config.mqtt.port}, model {config.model.name} "
+            f"({config.model.weights}, {config.model.profile}, {config.model.precision})\n"
+        )
+        return 0
+    run_daemon(live_config(args), log_level=log_level)
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from detectord.daemon.stages.sources import LiveSource, SourceError
+
+    from .demo import run_demo
+
+    source = args.source
+    if source is None:
+        if not Path("/dev/video0").exists():
+            log.error(
+                "no camera at /dev/video0: pass --source with a video file (detectord demo --source street.mp4), "
+                "a camera (/dev/videoN or an index) or a stream URL (rtsp://…)"
+            )
+            return EXIT_USAGE
+        source = "/dev/video0"
+    live = LiveSource(source)
+    try:
+        live.check()
+    except SourceError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    data: dict[str, Any] = {"daemon": {"source": {"uri": source, "loop": live.kind == "file"}}}
+    return run_demo(configure(DemoConfig, args, DEMO_KEYS, data, prefix="daemon."))
+
+
+def _run_install(args: argparse.Namespace) -> int:
+    from .install import InstallError, Plan, default_executable, install
+
+    plan = Plan(
+        root=args.root.resolve(),
+        executable=(args.executable or default_executable()).resolve(),
+        allow_home=args.allow_home,
+        enable=args.enable,
+    )
+    try:
+        written = install(plan)
+    except (InstallError, subprocess.CalledProcessError, OSError) as exc:
+        log.error("%s", exc)
+        return EXIT_ERROR
+    for path in written:
+        sys.stdout.write(f"wrote {path}\n")
+    if plan.live:
+        sys.stdout.write("edit /etc/detector/detector.toml (source.uri), then: systemctl start detector\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    live = args.command is None
+    chatty = args.command in (None, "demo")
+    log_level = (logging.INFO if chatty else logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    configure_logging(log_level)
+    try:
+        if live:
+            return _run_live(args, log_level)
+        if args.command == "calibrate":
+            return _run_calibrate(args)
+        if args.command == "install-systemd":
+            return _run_install(args)
+        if args.command == "demo":
+            return _run_demo(args)
+        return _run_analyze(args, log_level)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    except (StageError, WeightsError, CalibrationError, PrecisionError) as exc:
+        log.error("%s", exc)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def entry_point() -> NoReturn:
+    sys.exit(main())

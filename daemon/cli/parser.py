@@ -1,0 +1,153 @@
+"""The ``detectord`` command line: every option of every command, and nothing else.
+
+Options default to None (or are absent): the defaults live once, in the
+configuration dataclasses, and ``main`` turns the options given into
+configuration through the same path as a TOML file (``loading``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from detectord.detection import MODELS, PROFILES, SCHEMES
+
+EXIT_USAGE = 2
+
+ANALYZE_TEXT = (
+    "every frame of a video: main person per frame, JSONL and an annotated video",
+    "Analyse every frame of VIDEO exactly once, in order: detections and the main person per frame as JSON lines, "
+    "boxes in pixels of the resized frame, and optionally an annotated MP4.",
+)
+CALIBRATE_TEXT = (
+    "int8-static quantisation ranges from real frames of a video",
+    "Run frames spread over VIDEO through the model with observers on its backbone and save the int8-static "
+    "artifact that --precision int8-static --calibration FILE loads. Calibrate with the model, weights, profile and "
+    "frame size you will run with, on footage like what you will analyse.",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option in one line, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"detectord: error: {message} (see {self.prog} --help)\n")
+        sys.exit(EXIT_USAGE)
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` as (width, height); whether the size is sensible is the configuration's call."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected WIDTHxHEIGHT such as 427x240") from None
+    return width, height
+
+
+def _add_model_options(parser: argparse.ArgumentParser, runtime: bool = True) -> None:
+    """Options naming a model; ``runtime`` adds how it runs (device, precision, thresholds)."""
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", choices=sorted(MODELS), help="torchvision detector")
+    group.add_argument(
+        "--weights",
+        help="'default' (torchvision's pretrained, downloaded once), 'random' (untrained: tests and timing "
+        "only) or a state_dict file",
+    )
+    group.add_argument("--profile", choices=sorted(PROFILES), help="inference profile")
+    if not runtime:
+        return
+    group.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    group.add_argument("--precision", metavar="SCHEME", help=f"{', '.join(SCHEMES)}; append +channels_last to any")
+    group.add_argument("--calibration", type=Path, metavar="FILE", help="int8-static: from detectord calibrate")
+    group.add_argument(
+        "--score-threshold", type=float, default=None, help="report detections from this score (profile's default)"
+    )
+    group.add_argument("--main-threshold", type=float, help="minimum score of the main person")
+
+
+def _add_live_options(parser: argparse.ArgumentParser) -> None:
+    live = parser.add_argument_group("live daemon (when no command is given)")
+    live.add_argument("--source", help="/dev/video0, a camera index, a video file, or an rtsp:// or http:// URL")
+    live.add_argument("--config", type=Path, help="TOML configuration (flags override it)")
+    live.add_argument("--check-config", action="store_true", help="validate the configuration, print it, exit")
+    live.add_argument("--camera", help="camera name: topics, shared memory and systemd instance")
+    live.add_argument("--loop", action="store_const", const=True, help="video files: start again at the end")
+    live.add_argument("--frame-size", type=frame_size, metavar="WxH", help="published frame size (427x240)")
+    mqtt = parser.add_argument_group("MQTT")
+    mqtt.add_argument("--mqtt-host")
+    mqtt.add_argument("--mqtt-port", type=int)
+    mqtt.add_argument("--mqtt-username")
+    mqtt.add_argument("--mqtt-password", help="prefer the environment: DETECTORD_MQTT_PASSWORD")
+    mqtt.add_argument("--mqtt-tls", action="store_const", const=True, help="connect with TLS")
+    mqtt.add_argument("--topic-prefix", help="topic prefix (detector)")
+    _add_model_options(parser)
+
+
+def _add_video_command(
+    commands: argparse._SubParsersAction[_Parser], name: str, text: tuple[str, str], out: tuple[str, str]
+) -> argparse.ArgumentParser:
+    """A command that reads VIDEO at the analysis size and writes ``--out``; ``text`` is (help, description)."""
+    command = commands.add_parser(name, help=text[0], description=text[1])
+    command.add_argument("video", type=Path, metavar="VIDEO")
+    command.add_argument("--out", type=Path, required=True, metavar=out[0], help=out[1])
+    command.add_argument("--frame-size", type=frame_size, metavar="WxH", help="analysis size (427x240)")
+    return command
+
+
+def _add_analyze(commands: argparse._SubParsersAction[_Parser]) -> None:
+    analyze = _add_video_command(commands, "analyze", ANALYZE_TEXT, ("JSONL", "one JSON line per frame"))
+    analyze.add_argument("--annotated", type=Path, metavar="MP4", help="also write the annotated video")
+    analyze.add_argument("--batch", type=int, help="frames per inference call (4)")
+    analyze.add_argument("--max-frames", type=int, metavar="N", help="analyse only the first N frames")
+    analyze.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar")
+    _add_model_options(analyze)
+
+
+def _add_calibrate(commands: argparse._SubParsersAction[_Parser]) -> None:
+    calibrate = _add_video_command(commands, "calibrate", CALIBRATE_TEXT, ("FILE", "the artifact to write"))
+    calibrate.add_argument("--frames", type=int, help="frames to calibrate on (64)")
+    _add_model_options(calibrate, runtime=False)
+
+
+def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="broker, daemon and viewer at once: detectord demo --source VIDEO|/dev/video0|URL",
+        description="Start (or use) a Mosquitto broker, the daemon on SOURCE and the viewer, print the URL to "
+        "open, and stop everything on Ctrl-C. A video file is played in a loop.",
+    )
+    demo.add_argument("--source", help="a video file, /dev/videoN, a camera index or a URL (default: /dev/video0)")
+    demo.add_argument("--port", type=int, default=8080, help="the viewer's port")
+    demo.add_argument("--mqtt-host", help="use this broker if it answers (127.0.0.1)")
+    demo.add_argument("--mqtt-port", type=int, help="(1883)")
+    _add_model_options(demo)
+
+
+def _add_install(commands: argparse._SubParsersAction[_Parser]) -> None:
+    install = commands.add_parser(
+        "install-systemd",
+        help="install the systemd units, the service user and /etc/detector/detector.toml",
+        description="Install detector.service and detector@.service (pointing at this detectord), create the "
+        "system user 'detector' (group video), copy the example configuration to /etc/detector/detector.toml "
+        "unless it exists, and enable mosquitto and detector. Then: systemctl start detector.",
+    )
+    install.add_argument("--root", type=Path, default=Path("/"), help="install into this staging root instead")
+    install.add_argument("--executable", type=Path, help="the detectord the units run (default: this one)")
+    install.add_argument("--allow-home", action="store_true", help="detectord lives under /home: ProtectHome=read-only")
+    install.add_argument("--no-enable", dest="enable", action="store_false", help="do not enable the units")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="detectord",
+        description="Real-time video object detection daemon. Without a command: the live daemon "
+        "(detectord --source /dev/video0).",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v: progress messages, -vv: debugging")
+    _add_live_options(parser)
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    for add in (_add_analyze, _add_calibrate, _add_demo, _add_install):
+        add(commands)
+    return parser

@@ -1,0 +1,163 @@
+"""Stage telemetry in, statistics out.
+
+Each stage reports how much it did and how long it was busy: small
+dataclasses sent through a pipe per stage (never pixels), cumulative
+counters, so only the newest report of a stage matters. A report may also
+carry an announcement, something the stage says once (inference: the model
+it loaded). The supervisor, which owns the stages' pids, their reports and
+the rings, turns all of it into the stats section of the contract
+(``StatsBuilder``); the publisher only adds what it alone knows (latency,
+the connection).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import psutil
+
+from detectord.ipc import RingStats
+
+
+@dataclass(frozen=True)
+class StageReport:
+    stage: str
+    pid: int
+    frames: int
+    """Frames this stage has finished."""
+    busy_s: float
+    """Seconds spent working on them (waiting for input or for space excluded)."""
+    ready: bool
+    """The stage is set up (for inference: the model is loaded) and processing."""
+    sent_at: float
+    """time.monotonic() in the sender, comparable across processes on one machine."""
+    status: str = ""
+    """What the stage is doing, for people: "streaming", "reconnecting: cannot open …"."""
+    announcement: Any = None
+    """Sent once, with the ready report: what the stage's readers need to know (picklable)."""
+
+
+class StageMeter:
+    """Counts a stage's frames and busy time, reporting at most every ``interval`` seconds."""
+
+    def __init__(self, stage: str, reports: Connection, interval: float = 0.5) -> None:
+        self.stage = stage
+        self._reports = reports
+        self._interval = interval
+        self.frames = 0
+        self.busy_s = 0.0
+        self._ready = False
+        self._last = 0.0
+        self.status = ""
+
+    def ready(self, announcement: Any = None) -> None:
+        self._ready = True
+        self._send(announcement)
+
+    def add(self, frames: int, busy_s: float) -> None:
+        self.frames += frames
+        self.busy_s += busy_s
+        if time.monotonic() - self._last >= self._interval:
+            self._send()
+
+    def tick(self) -> None:
+        """Report even without progress: a stage whose reports stop is stuck, not idle."""
+        if time.monotonic() - self._last >= self._interval:
+            self._send()
+
+    def set_status(self, status: str) -> None:
+        if status != self.status:
+            self.status = status
+            self._send()
+
+    def close(self) -> None:
+        self._send()
+
+    def _send(self, announcement: Any = None) -> None:
+        if self._reports.closed:
+            return
+        self._last = time.monotonic()
+        report = StageReport(
+            self.stage, os.getpid(), self.frames, self.busy_s, self._ready, self._last, self.status, announcement
+        )
+        try:
+            self._reports.send(report)
+        except (BrokenPipeError, ConnectionResetError):
+            self._reports.close()
+
+
+def drain(pipes: Iterable[Connection], into: dict[str, StageReport], announcements: dict[str, Any]) -> None:
+    """Keep the newest report of each stage, and every announcement; a closed pipe has nothing more."""
+    for pipe in pipes:
+        try:
+            while not pipe.closed and pipe.poll():
+                report = pipe.recv()
+                into[report.stage] = report
+                if report.announcement is not None:
+                    announcements[report.stage] = report.announcement
+        except (EOFError, OSError):
+            pipe.close()
+
+
+@dataclass
+class StageRates:
+    """Frames per second of each stage between two stats messages, and its process's CPU and memory."""
+
+    _last: dict[str, tuple[float, int]] = field(default_factory=dict)
+    _processes: dict[int, psutil.Process] = field(default_factory=dict)
+
+    def describe(self, stages: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        now = time.monotonic()
+        out: dict[str, dict[str, Any]] = {}
+        for name, info in stages.items():
+            frames = int(info.get("frames", 0))
+            then, before = self._last.get(name, (now, frames))
+            fps = (frames - before) / (now - then) if now > then and frames >= before else 0.0
+            self._last[name] = (now, frames)
+            out[name] = {
+                "fps": round(fps, 2),
+                "frames": frames,
+                "pid": info.get("pid"),
+                "restarts": info.get("restarts", 0),
+                "status": info.get("status", ""),
+                **self._usage(info.get("pid")),
+            }
+        return out
+
+    def _usage(self, pid: int | None) -> dict[str, Any]:
+        if not pid:
+            return {"cpu_percent": None, "rss_mb": None}
+        try:
+            process = self._processes.setdefault(pid, psutil.Process(pid))
+            with process.oneshot():
+                return {
+                    "cpu_percent": round(process.cpu_percent(interval=None), 1),
+                    "rss_mb": round(process.memory_info().rss / 2**20, 1),
+                }
+        except psutil.Error:
+            self._processes.pop(pid, None)
+            return {"cpu_percent": None, "rss_mb": None}
+
+
+@dataclass(frozen=True)
+class PipelineStats:
+    """The supervisor's part of a stats message, handed to the publisher as data."""
+
+    uptime_s: float
+    source_status: str
+    stages: dict[str, dict[str, Any]]
+    drops: dict[str, int]
+
+
+def drops(frames: RingStats, results: RingStats) -> dict[str, int]:
+    """Frames lost along the way, by where they were lost."""
+    return {
+        "capture": frames.producer_drops,
+        "inference": frames.readers[0].dropped,
+        "publish": results.readers[0].dropped,
+    }

@@ -1,0 +1,52 @@
+"""Validation of the options that name and run a detector, once, for every caller.
+
+The command line, the configuration file and Python callers all reach these
+checks; each failure names the option it is about (``ModelOptionError.option``)
+so that a caller can add its own name for the key (``model.profile`` in a
+configuration file) without rewording the message.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .errors import ModelOptionError
+from .families import MODELS
+from .precision import Precision, PrecisionError
+from .profiles import PROFILES
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def check_device_name(device: str) -> str:
+    """``device`` if it is auto, cpu, cuda or cuda:N (whether this machine has it is checked at load)."""
+    if not _DEVICE_RE.match(device):
+        raise ModelOptionError("device", f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def check_options(
+    *,
+    name: str,
+    weights: str,
+    profile: str,
+    device: str,
+    precision: str,
+    calibration: Path | None,
+    score_threshold: float | None,
+) -> None:
+    """Everything about a detector's options that can be known without building it."""
+    if name not in MODELS:
+        raise ModelOptionError("name", f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    if profile not in PROFILES:
+        raise ModelOptionError("profile", f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if weights not in ("default", "random") and not Path(weights).is_file():
+        raise ModelOptionError("weights", f"no such file {weights!r} (or use 'default' or 'random')")
+    if score_threshold is not None and not 0.0 <= score_threshold <= 1.0:
+        raise ModelOptionError("score_threshold", f"must be in [0, 1], got {score_threshold}")
+    check_device_name(device)
+    try:
+        Precision.parse(precision).check_calibration(calibration)
+    except PrecisionError as exc:
+        raise ModelOptionError("calibration" if "calibration" in str(exc) else "precision", str(exc)) from None
