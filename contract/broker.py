@@ -14,7 +14,7 @@ import gmqtt
 from .topics import DEFAULT_PREFIX, Topics, check_prefix
 
 log = logging.getLogger(__name__)
-logging.getLogger("gmqtt").setLevel(logging.WARNING)  # it logs every connection event at INFO
+logging.getLogger("gmqtt").setLevel(logging.ERROR)  # its INFO and WARNING lines repeat what we say ourselves
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 1883

@@ -100,6 +100,7 @@ def frame_properties(frame_id: int) -> dict[str, Any]:
 def build_stats(
     *,
     camera: str,
+    host: str,
     ts: float,
     uptime_s: float,
     source_status: str,
@@ -107,11 +108,17 @@ def build_stats(
     drops: Mapping[str, int],
     latency: Mapping[str, Mapping[str, float] | None],
     mqtt: Mapping[str, Any],
+    supervisor: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """``<prefix>/<camera>/stats`` (retained): rates, drops, latencies and the connection."""
+    """``<prefix>/<camera>/stats`` (retained): rates, drops, latencies and the connection.
+
+    ``host`` is the machine the camera's daemon runs on: camera names are
+    unique across every host publishing to one broker.
+    """
     return {
         "v": VERSION,
         "camera": camera,
+        "host": host,
         "ts": ts,
         "uptime_s": round(uptime_s, 1),
         "source": {"status": source_status},
@@ -119,6 +126,7 @@ def build_stats(
         "drops": dict(drops),
         "latency": {name: dict(p) if p is not None else None for name, p in latency.items()},
         "mqtt": dict(mqtt),
+        "supervisor": dict(supervisor),
     }
 
 
@@ -239,17 +247,27 @@ def parse_status(payload: bytes) -> str:
     return text
 
 
-def _stage(name: str, value: Any) -> dict[str, Any]:
-    stage = _object(value, f"stages.{name}")
-    pid = stage.get("pid")
+def _process(what: str, value: Any) -> dict[str, Any]:
+    """pid and resources of one process (a stage, or the supervisor)."""
+    process = _object(value, what)
+    pid = process.get("pid")
     return {
-        "fps": _number(stage.get("fps"), f"stages.{name}.fps"),
-        "frames": _integer(stage.get("frames"), f"stages.{name}.frames"),
-        "pid": None if pid is None else _integer(pid, f"stages.{name}.pid", 1),
-        "restarts": _integer(stage.get("restarts"), f"stages.{name}.restarts"),
-        "status": _text(stage.get("status", ""), f"stages.{name}.status"),
-        "cpu_percent": _optional_number(stage.get("cpu_percent"), f"stages.{name}.cpu_percent"),
-        "rss_mb": _optional_number(stage.get("rss_mb"), f"stages.{name}.rss_mb"),
+        "pid": None if pid is None else _integer(pid, f"{what}.pid", 1),
+        "cpu_percent": _optional_number(process.get("cpu_percent"), f"{what}.cpu_percent"),
+        "rss_mb": _optional_number(process.get("rss_mb"), f"{what}.rss_mb"),
+        "uss_mb": _optional_number(process.get("uss_mb"), f"{what}.uss_mb"),
+    }
+
+
+def _stage(name: str, value: Any) -> dict[str, Any]:
+    what = f"stages.{name}"
+    stage = _object(value, what)
+    return {
+        "fps": _number(stage.get("fps"), f"{what}.fps"),
+        "frames": _integer(stage.get("frames"), f"{what}.frames"),
+        "restarts": _integer(stage.get("restarts"), f"{what}.restarts"),
+        "status": _text(stage.get("status", ""), f"{what}.status"),
+        **_process(what, stage),
     }
 
 
@@ -270,6 +288,7 @@ def parse_stats(payload: bytes) -> dict[str, Any]:
     mqtt = _object(data.get("mqtt"), "mqtt")
     return {
         "camera": _text(data.get("camera"), "camera"),
+        "host": _text(data.get("host"), "host"),
         "ts": _number(data.get("ts"), "ts"),
         "uptime_s": _number(data.get("uptime_s"), "uptime_s"),
         "source": {"status": _text(source.get("status", ""), "source.status")},
@@ -281,4 +300,5 @@ def parse_stats(payload: bytes) -> dict[str, Any]:
             "connections": _integer(mqtt.get("connections"), "mqtt.connections"),
             "sent": _integer(mqtt.get("sent"), "mqtt.sent"),
         },
+        "supervisor": _process("supervisor", data.get("supervisor")),
     }

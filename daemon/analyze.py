@@ -79,12 +79,14 @@ class Analysis(Job):
 
     def make_rings(self) -> RingSet:
         cfg = self.config
+        instance = f"analyze-{os.getpid()}"
         return RingSet(
-            f"analyze-{os.getpid()}",
-            cfg.frame.shape,
+            {instance: cfg.frame.shape},
+            instance,
             cfg.model.max_detections,
             live=False,
             batch=cfg.batch,
+            workers=1,
             ctx=self.supervisor.ctx,
         )
 
@@ -94,10 +96,10 @@ class Analysis(Job):
     def start(self, name: str) -> Stage:
         cfg, handles = self.config, self.rings.handles
         if name == "capture":
-            return self.supervisor.start(name, run_capture, handles, self.video, cfg.max_frames)
+            return self.supervisor.start(name, run_capture, handles.cameras[0], self.video, cfg.max_frames)
         if name == "inference":
             return self.supervisor.start(
-                name, run_inference, handles, cfg.model, cfg.main_person, cfg.batch, self.factory
+                name, run_inference, handles, 0, cfg.model, (cfg.main_person,), cfg.batch, self.factory
             )
         return self.supervisor.start(
             name, run_writer, handles, cfg.out, cfg.annotated, self.video.fps, self.control_receive
@@ -126,8 +128,8 @@ class Analysis(Job):
         if self.interrupts or capture.failed or inference.failed:
             capture.request_stop()
             inference.request_stop()
-        finish_for(capture, self.rings.frames)
-        finish_for(inference, self.rings.results)
+        finish_for(capture, next(iter(self.rings.frames.values())))
+        finish_for(inference, self.rings.results[0])
         return False
 
     def finish(self) -> None:

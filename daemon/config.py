@@ -19,7 +19,7 @@ from detectord.detection import (
     ModelOptionError,
     Precision,
     check_options,
-    resolve_device,
+    resolve_device_name,
 )
 
 
@@ -84,10 +84,17 @@ class ModelConfig:
             raise ConfigError(f"model.{exc.option}: {exc}") from None
 
     def check_runnable(self) -> None:
-        """Refuse, before any process starts, what this machine cannot run (no CUDA, fp16 on a CPU)."""
+        """Refuse, before any process starts, what this machine cannot run (no CUDA, fp16 on a CPU).
+
+        Whether CUDA is there is only asked when the answer matters (``auto``
+        with a scheme that runs anywhere needs no answer).
+        """
+        precision = Precision.parse(self.precision)
+        if self.device == "auto" and precision.device_types == {"cpu", "cuda"}:
+            return
         try:
-            device = resolve_device(self.device)
-            Precision.parse(self.precision).check_device(device)
+            device = resolve_device_name(self.device)
+            precision.check_device(device.split(":")[0])
         except ValueError as exc:
             raise ConfigError(f"model: {exc}") from None
 
@@ -179,15 +186,57 @@ class MqttConfig(BrokerConfig):
 
 
 @dataclass(frozen=True)
+class CameraConfig:
+    """One camera of a daemon (``[[cameras]]``); its ``frame`` and ``main_person`` override the daemon's."""
+
+    name: str
+    """In topics, shared-memory segment names and the viewer; unique across every host on one broker."""
+    enabled: bool = True
+    """A disabled camera starts nothing."""
+    source: SourceConfig = field(default_factory=SourceConfig)
+    frame: FrameConfig | None = None
+    main_person: MainPersonConfig | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            check_name(self.name, "camera")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if not self.source.uri:
+            raise ConfigError("source.uri is not set")
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    batch: int = 4
+    """Most frames one model call takes: at most one per camera, the newest of each."""
+    workers: int = 1
+    """Inference processes (each with its own copy of the model) sharing the cameras' frames."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch <= 64:
+            raise ConfigError(f"inference.batch must be between 1 and 64, got {self.batch}")
+        if not 1 <= self.workers <= 8:
+            raise ConfigError(f"inference.workers must be between 1 and 8, got {self.workers}")
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
-    """``detectord``: a live source through capture -> inference -> publish, to MQTT."""
+    """``detectord``: live sources through capture -> inference -> publish, to MQTT.
+
+    One camera (``camera`` and ``[source]``, or ``--camera`` and ``--source``)
+    or several (``[[cameras]]``), never both.
+    """
 
     camera: str = "default"
-    """Camera (instance) name: in topics, shared-memory segment names and the systemd instance."""
+    """The single camera's name: in topics, shared-memory segment names and the systemd instance."""
     source: SourceConfig = field(default_factory=SourceConfig)
+    cameras: tuple[CameraConfig, ...] = ()
+    """Several cameras, one model: each with its name, source and optional frame and main_person."""
     frame: FrameConfig = field(default_factory=FrameConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     main_person: MainPersonConfig = field(default_factory=MainPersonConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
 
     def __post_init__(self) -> None:
@@ -195,8 +244,34 @@ class DaemonConfig:
             check_name(self.camera, "camera")
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        if not self.source.uri:
+        if self.cameras:
+            if self.source.uri:
+                raise ConfigError(
+                    "both forms of camera configuration: use [[cameras]] tables (several cameras) or camera and "
+                    "[source] (one camera, also --camera and --source), not both"
+                )
+            seen: set[str] = set()
+            for camera in self.cameras:
+                if camera.name in seen:
+                    raise ConfigError(f"cameras.{camera.name}: two cameras are called {camera.name!r}")
+                seen.add(camera.name)
+            if not self.live_cameras:
+                raise ConfigError("cameras: every camera is disabled; nothing to run")
+        elif not self.source.uri:
             raise ConfigError("source.uri is not set: pass --source (a device, camera index, file or URL)")
+
+    @property
+    def live_cameras(self) -> tuple[CameraConfig, ...]:
+        """The cameras to run: the enabled ``[[cameras]]``, or the single camera as one of them."""
+        if not self.cameras:
+            return (CameraConfig(self.camera, source=self.source),)
+        return tuple(camera for camera in self.cameras if camera.enabled)
+
+    def frame_of(self, camera: CameraConfig) -> FrameConfig:
+        return camera.frame or self.frame
+
+    def main_person_of(self, camera: CameraConfig) -> MainPersonConfig:
+        return camera.main_person or self.main_person
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,26 @@
-"""``detectord --source …``: the live daemon, capture -> inference -> publish, supervised.
+"""``detectord --source …`` or ``--config`` with ``[[cameras]]``: the live daemon, supervised.
 
+One capture process per camera, one frame ring per camera (``latest``),
+``inference.workers`` inference processes (one model each) sharing every
+camera's frames, and one publisher holding one MQTT connection per camera.
 The supervisor owns the rings and the stage processes. A stage that dies is
 restarted with exponential backoff while the rings stay: its half-written
-slot or its pins are released first, so the others carry on. If a ring cannot
-be recovered (a stage died inside a ring operation, holding its lock), the
-whole pipeline is rebuilt. SIGTERM and SIGINT stop the stages in order,
-producers first, and unlink the shared memory. systemd hears READY, STATUS,
-WATCHDOG (only while the pipeline makes progress) and STOPPING. Every
-second the supervisor assembles the stats from what it owns and hands them
-to the publisher, which publishes the newest every ``stats_interval_s``.
+slot or its pins are released first, so the others carry on, and a camera
+whose source fails only ever delays itself. If a ring cannot be recovered
+(a stage died inside a ring operation, holding its lock), the whole pipeline
+is rebuilt. SIGTERM and SIGINT stop the stages in order, producers first,
+and unlink the shared memory. systemd hears READY, STATUS, WATCHDOG (only
+while every camera whose source delivers makes progress through inference)
+and STOPPING. Every second the supervisor assembles each camera's stats from
+what it owns and hands them to the publisher, which publishes the newest
+every ``stats_interval_s``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,13 +28,13 @@ from typing import Any
 
 from detectord.ipc import RingError
 
-from .config import DaemonConfig
+from .config import CameraConfig, DaemonConfig
 from .pipeline import control
 from .pipeline.job import Job, run_job
 from .pipeline.notify import Notifier
-from .pipeline.ringset import DOWNSTREAM_READER, INFERENCE_READER, RingSet
+from .pipeline.ringset import RingSet
 from .pipeline.supervisor import Stage, stop_signals
-from .pipeline.telemetry import PipelineStats, StageRates, drops
+from .pipeline.telemetry import PipelineStats, StageRates
 from .stages.capture import run_live_capture
 from .stages.inference import DetectorFactory, load_configured_detector, run_inference
 from .stages.publish import run_publisher
@@ -36,7 +43,7 @@ from .stages.sources import LiveSource
 log = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 1.0
-"""How often systemd hears the rates and the publisher gets a fresh stats snapshot."""
+"""How often systemd hears the rates and the publisher gets fresh stats snapshots."""
 STALE_S = 5.0
 """A stage whose last report is older than this is stuck (stages report at least twice a second)."""
 BACKOFF_MIN_S = 1.0
@@ -54,16 +61,22 @@ class _Restart:
 
 
 class Daemon(Job):
-    stages = ("capture", "inference", "publish")
     shutdown_grace_s = 5.0
 
     def __init__(self, config: DaemonConfig, detector_factory: DetectorFactory, log_level: int) -> None:
         super().__init__(log_level)
         self.config = config
         self.detector_factory = detector_factory
+        self.cameras: dict[str, CameraConfig] = {camera.name: camera for camera in config.live_cameras}
+        solo = len(self.cameras) == 1
+        self.capture_stages = {("capture" if solo else f"capture-{name}"): name for name in self.cameras}
+        workers = config.inference.workers
+        self.inference_stages = ["inference"] if workers == 1 else [f"inference-{k}" for k in range(workers)]
+        self.stages = (*self.capture_stages, *self.inference_stages, "publish")
         self.notifier = Notifier()
         self.restarts = {name: _Restart() for name in self.stages}
-        self.rates = StageRates()
+        self.rates = {name: StageRates() for name in self.cameras}
+        self.host = socket.gethostname()
         self.ready = False
         self.started = time.monotonic()
         self._watchdog_due = 0.0
@@ -75,33 +88,55 @@ class Daemon(Job):
 
     def make_rings(self) -> RingSet:
         cfg = self.config
+        shapes = {name: cfg.frame_of(camera).shape for name, camera in self.cameras.items()}
         return RingSet(
-            cfg.camera, cfg.frame.shape, cfg.model.max_detections, live=True, batch=1, ctx=self.supervisor.ctx
+            shapes,
+            next(iter(self.cameras)),
+            cfg.model.max_detections,
+            live=True,
+            batch=1,
+            workers=cfg.inference.workers,
+            ctx=self.supervisor.ctx,
         )
 
     def start(self, name: str) -> Stage:
         cfg, handles = self.config, self.rings.handles
         self.restarts[name].started = time.monotonic()
-        if name == "capture":
-            return self.supervisor.start(name, run_live_capture, handles, cfg.source)
-        if name == "inference":
+        if name in self.capture_stages:
+            camera = self.cameras[self.capture_stages[name]]
+            ring = next(ring for ring in handles.cameras if ring.name == camera.name)
+            return self.supervisor.start(name, run_live_capture, ring, camera.source, name)
+        if name in self.inference_stages:
+            main_person = tuple(cfg.main_person_of(camera) for camera in self.cameras.values())
             return self.supervisor.start(
-                name, run_inference, handles, cfg.model, cfg.main_person, 1, self.detector_factory
+                name,
+                run_inference,
+                handles,
+                self.inference_stages.index(name),
+                cfg.model,
+                main_person,
+                cfg.inference.batch,
+                self.detector_factory,
             )
         self.downstream_restarted()
-        return self.supervisor.start(name, run_publisher, handles, cfg.camera, cfg.mqtt, self.control_receive)
+        return self.supervisor.start(name, run_publisher, handles, cfg.mqtt, self.control_receive)
 
     def _release(self, name: str) -> None:
         """Undo what a dead stage held in the rings, so the others and its successor can go on."""
         frames, results = self.rings.frames, self.rings.results
-        if name == "capture":
-            frames.reset_writer()
-        elif name == "inference":
-            frames.reset_reader(INFERENCE_READER)
-            results.reset_writer()
+        if name in self.capture_stages:
+            frames[self.capture_stages[name]].reset_writer()
+        elif name in self.inference_stages:
+            worker = self.inference_stages.index(name)
+            for ring in frames.values():
+                ring.reset_reader(worker)
+            results[worker].reset_writer()
         else:
-            frames.reset_reader(DOWNSTREAM_READER)
-            results.reset_reader(0)
+            downstream = self.rings.handles.downstream
+            for frame_ring in frames.values():
+                frame_ring.reset_reader(downstream)
+            for result_ring in results:
+                result_ring.reset_reader(0)
 
     def _rebuild(self, reason: str) -> None:
         log.error("%s; rebuilding the whole pipeline", reason)
@@ -117,7 +152,7 @@ class Daemon(Job):
         if stop.is_set():
             return True
         if self._handle_exits(now):
-            log.info("the source ended and every stage finished")
+            log.info("every source ended and every stage finished")
             return True
         self.relay_model()
         self._notify(now)
@@ -128,7 +163,7 @@ class Daemon(Job):
         return False
 
     def finish(self) -> None:
-        """Nothing to wait for: the stages have ended (the source ended) or are stopped next."""
+        """Nothing to wait for: the stages have ended (the sources ended) or are stopped next."""
 
     def stopping(self) -> None:
         self.notifier.send("STOPPING=1")
@@ -169,34 +204,50 @@ class Daemon(Job):
                 self.start(name)
         return False
 
-    def _stage_info(self) -> dict[str, dict[str, Any]]:
-        reports = self.supervisor.reports
-        info = {}
-        for name in self.stages:
-            report = reports.get(name)
-            stage = self.supervisor.stages[name]
-            info[name] = {
-                "pid": stage.process.pid if stage.alive else None,
-                "restarts": self.restarts[name].count,
-                "frames": report.frames if report else 0,
-                "status": report.status if report else "starting",
-            }
-        return info
+    # -- statistics ----------------------------------------------------------------
 
-    def _stats(self) -> PipelineStats:
-        info = self._stage_info()
-        return PipelineStats(
-            uptime_s=time.monotonic() - self.started,
-            source_status=info["capture"]["status"],
-            stages=self.rates.describe(info),
-            drops=drops(self.rings.frames.stats(), self.rings.results.stats()),
-        )
+    def _stage_info(self, name: str, camera: str) -> dict[str, Any]:
+        """What the supervisor knows of stage ``name``, as camera ``camera`` sees it."""
+        report = self.supervisor.reports.get(name)
+        stage = self.supervisor.stages[name]
+        shared = name not in self.capture_stages
+        return {
+            "pid": stage.process.pid if stage.alive else None,
+            "restarts": self.restarts[name].count,
+            "frames": (report.counts.get(camera, 0) if shared else report.frames) if report else 0,
+            "status": report.status if report else "starting",
+        }
+
+    def _stats(self) -> dict[str, PipelineStats]:
+        """Each camera's stats: its capture, and its share of inference and publishing."""
+        supervisor = {"pid": os.getpid(), **next(iter(self.rates.values())).usage(os.getpid())}
+        captures = {camera: stage for stage, camera in self.capture_stages.items()}
+        results = [ring.stats() for ring in self.rings.results]
+        out = {}
+        for camera, rates in self.rates.items():
+            names = {"capture": captures[camera], **{n: n for n in self.inference_stages}, "publish": "publish"}
+            info = {key: self._stage_info(name, camera) for key, name in names.items()}
+            frames = self.rings.frames[camera].stats()
+            workers = frames.readers[: len(self.inference_stages)]
+            out[camera] = PipelineStats(
+                host=self.host,
+                uptime_s=time.monotonic() - self.started,
+                source_status=info["capture"]["status"],
+                stages=rates.describe(info),
+                drops={
+                    "capture": frames.producer_drops,
+                    "inference": sum(reader.dropped for reader in workers),
+                    "publish": sum(ring.readers[0].dropped for ring in results),
+                },
+                supervisor=supervisor,
+            )
+        return out
 
     def _progressing(self, now: float) -> bool:
-        """Whether the pipeline is alive: every running stage reports, and inference keeps up with capture.
+        """Whether the pipeline is alive: every running stage reports, and inference keeps up with every camera.
 
         A source that is down is not a stuck pipeline (capture is reopening
-        it and says so); capture delivering frames that inference does not
+        it and says so); a camera delivering frames that inference does not
         take is.
         """
         reports = self.supervisor.reports
@@ -204,15 +255,16 @@ class Daemon(Job):
             report, stage = reports.get(name), self.supervisor.stages[name]
             if stage.alive and report is not None and report.ready and now - report.sent_at > STALE_S:
                 return False
-        moved = {}
-        for name in ("capture", "inference"):
-            report = reports.get(name)
-            now_at = (report.pid, report.frames) if report else (0, 0)
-            before = self._watched.get(name)
-            # a restarted stage counts from zero again: any frame of a new process is progress
-            moved[name] = before is None or (now_at[0] != before[0] and now_at[1] > 0) or now_at[1] > before[1]
-            self._watched[name] = now_at
-        return moved["inference"] or not moved["capture"]
+        progressing = True
+        workers = len(self.inference_stages)
+        for camera, ring in self.rings.frames.items():
+            stats = ring.stats()
+            now_at = (stats.published, sum(reader.delivered for reader in stats.readers[:workers]))
+            before = self._watched.get(camera)
+            self._watched[camera] = now_at
+            if before is not None and now_at[0] > before[0] and now_at[1] == before[1]:
+                progressing = False
+        return progressing
 
     def _notify(self, now: float) -> None:
         reports = self.supervisor.reports
@@ -235,8 +287,12 @@ class Daemon(Job):
             frames = reports[name].frames if name in reports else 0
             rates.append(f"{name} {max(0, frames - self._last_frames.get(name, frames)) / elapsed:.1f} fps")
             self._last_frames[name] = frames
-        source = reports["capture"].status if "capture" in reports else "starting"
-        return ", ".join(rates) + (f"; source {source}" if source else "")
+        sources = []
+        for stage, camera in self.capture_stages.items():
+            status = reports[stage].status if stage in reports else "starting"
+            if status:
+                sources.append(status if len(self.cameras) == 1 else f"{camera} {status}")
+        return ", ".join(rates) + (f"; source {', '.join(sources)}" if sources else "")
 
 
 def run_daemon(
@@ -245,9 +301,13 @@ def run_daemon(
     log_level: int = logging.INFO,
     detector_factory: DetectorFactory = load_configured_detector,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or, for a file without loop, its end); bad config or source raise first."""
+    """Run until SIGTERM/SIGINT (or, for files without loop, their end); bad config or sources raise first."""
     config.model.check_runnable()
-    LiveSource(config.source.uri, config.source.loop).check()
+    cameras = config.live_cameras
+    for camera in cameras:
+        source = LiveSource(camera.source.uri, camera.source.loop)
+        if len(cameras) == 1 or source.kind == "file":
+            source.check()  # a missing file is a mistake; an unplugged camera of several is waited for
     daemon = Daemon(config, detector_factory, log_level)
     with stop_signals() as stop:
         run_job(daemon, stop)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
+from multiprocessing.synchronize import Semaphore
 from typing import Self
 
 import numpy as np
@@ -33,6 +34,7 @@ from detectord.ipc import (
 )
 
 _SCALARS = {
+    "camera": "<i4",
     "frame_id": "<i8",
     "frame_seq": "<i8",
     "frame_slot": "<i4",
@@ -61,6 +63,8 @@ def result_layout(max_detections: int) -> SlotLayout:
 class FrameResult:
     """One processed frame, copied out of the ring (so the slot can be released)."""
 
+    camera: int
+    """Index of the camera in the daemon's list (0 for a single camera)."""
     frame_id: int
     """The frame's index in its source."""
     frame_seq: int
@@ -113,9 +117,30 @@ class ResultRing(Ring[SlotRef]):
     ref_class = SlotRef
 
     @classmethod
-    def create(cls, instance: str, *, max_detections: int, slots: int, ctx: BaseContext | None = None) -> Self:
-        """Lossless, one reader: every record carries a frame pin, so every record must be read."""
-        return cls._create(instance, result_layout(max_detections), slots=slots, readers=1, mode="lossless", ctx=ctx)
+    def create(
+        cls,
+        instance: str,
+        *,
+        worker: int,
+        max_detections: int,
+        slots: int,
+        doorbell: Semaphore,
+        ctx: BaseContext | None = None,
+    ) -> Self:
+        """Inference worker ``worker``'s results: lossless, one reader, since every record pins a frame.
+
+        ``doorbell`` wakes the reader; it may be shared with other result rings (``ipc.wait_any``).
+        """
+        return cls._create(
+            instance,
+            result_layout(max_detections),
+            slots=slots,
+            readers=1,
+            mode="lossless",
+            ctx=ctx,
+            doorbells=(doorbell,),
+            purpose="results" if worker == 0 else f"results{worker}",
+        )
 
     @classmethod
     def attach(cls, handle: RingHandle, *, max_detections: int) -> Self:
@@ -129,6 +154,7 @@ class ResultRing(Ring[SlotRef]):
 def write_result(
     writer: RingWriter,
     slot: WriteSlot,
+    camera: int,
     frame: FrameRef,
     handover: tuple[RingReader[FrameRef], int],
     detections: Detections,
@@ -150,6 +176,7 @@ def write_result(
     slot["labels"][:count] = detections.labels[:count]
     main_index = main.index if main is not None and main.index < count else -1
     fields = {
+        "camera": camera,
         "frame_id": frame.frame_id,
         "frame_seq": frame.seq,
         "frame_slot": frame.index,
@@ -169,6 +196,7 @@ def write_result(
 def read_result(ref: SlotRef) -> FrameResult:
     count = ref["count"]
     return FrameResult(
+        camera=ref["camera"],
         frame_id=ref["frame_id"],
         frame_seq=ref["frame_seq"],
         frame_slot=ref["frame_slot"],

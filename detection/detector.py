@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -13,47 +11,7 @@ from torch import nn
 
 from .labels import COCO_CATEGORIES
 from .profiles import InferenceProfile, set_input_size
-
-
-@dataclass(frozen=True)
-class Detections:
-    """Detections of one frame, best score first.
-
-    ``boxes`` (float32[N, 4]) are x1, y1, x2, y2 in pixels of the frame the
-    detector was given; ``scores`` float32[N]; ``labels`` int32[N], COCO ids
-    as torchvision numbers them (1 = person).
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    labels: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    @classmethod
-    def empty(cls) -> Detections:
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32))
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What produced a set of detections, as published with them."""
-
-    name: str
-    weights: str
-    precision: str
-    device: str
-    profile: str
-
-
-class FrameDetector(Protocol):
-    """Anything the inference stage can run: a real torchvision detector or a test double."""
-
-    info: ModelInfo
-    categories: tuple[str, ...]
-
-    def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]: ...
+from .types import Detections, ModelInfo
 
 
 def frames_to_batch(frames: Sequence[np.ndarray], device: torch.device, dtype: torch.dtype) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The error every option check raises, naming the option it is about."""
+"""The errors of ``detectord.detection``, importable without torch (processes that only report them)."""
 
 from __future__ import annotations
 
@@ -9,3 +9,15 @@ class ModelOptionError(ValueError):
     def __init__(self, option: str, message: str) -> None:
         super().__init__(message)
         self.option = option
+
+
+class WeightsError(RuntimeError):
+    """Weights cannot be obtained or do not fit the model."""
+
+
+class PrecisionError(ValueError):
+    """A scheme cannot run here, or is asked for without what it needs."""
+
+
+class CalibrationError(RuntimeError):
+    """A calibration artifact is missing, malformed or made for another model."""

@@ -29,9 +29,9 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torchvision.ops import box_iou
 
-from .detector import Detections, FrameDetector
 from .labels import COCO_CATEGORIES, PERSON
 from .main_person import MainPerson
+from .types import Detections, FrameDetector
 
 
 def to_coco_results(detections: Detections, image_id: int) -> list[dict[str, Any]]:

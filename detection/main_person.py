@@ -28,42 +28,8 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from .detector import Detections
 from .labels import PERSON
-
-
-@dataclass(frozen=True)
-class MainPersonConfig:
-    score_threshold: float = 0.9
-    """Minimum score of a person to be a candidate (the notebook's 0.9)."""
-    switch_ratio: float = 1.5
-    """How many times larger (area) another person must be to take over."""
-    switch_frames: int = 5
-    """For how many consecutive frames that must hold."""
-    max_gap: int = 10
-    """Frames a track survives unseen (occlusion) before it is forgotten."""
-    match_iou: float = 0.3
-    """Minimum IoU linking a detection to a track of the previous frame."""
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.score_threshold <= 1.0:
-            raise ValueError(f"main_person.score_threshold must be in [0, 1], got {self.score_threshold}")
-        if self.switch_ratio < 1.0:
-            raise ValueError(f"main_person.switch_ratio must be at least 1, got {self.switch_ratio}")
-        if self.switch_frames < 1 or self.max_gap < 0:
-            raise ValueError("main_person.switch_frames must be at least 1 and max_gap at least 0")
-        if not 0.0 < self.match_iou <= 1.0:
-            raise ValueError(f"main_person.match_iou must be in (0, 1], got {self.match_iou}")
-
-
-@dataclass(frozen=True)
-class MainPerson:
-    """The main person of a frame; ``index`` points into that frame's detections."""
-
-    index: int
-    box: tuple[float, float, float, float]
-    score: float
-    track_id: int
+from .types import Detections, MainPerson, MainPersonConfig
 
 
 @dataclass

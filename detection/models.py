@@ -14,10 +14,10 @@ from torchvision.models import get_model, get_model_weights
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from .detector import Detector, ModelInfo
-from .errors import ModelOptionError
+from .devices import resolve_device_name
+from .errors import ModelOptionError, WeightsError
 from .families import DEFAULT_MODEL, MODELS
 from .labels import COCO_CATEGORIES
-from .options import check_device_name
 from .precision import Precision, apply_precision
 from .profiles import InferenceProfile, builder_kwargs, get_profile
 from .quantization import calibrate
@@ -25,18 +25,9 @@ from .quantization import calibrate
 log = logging.getLogger(__name__)
 
 
-class WeightsError(RuntimeError):
-    """Weights cannot be obtained or do not fit the model."""
-
-
 def resolve_device(device: str = "auto") -> torch.device:
     """``auto``: CUDA when available, else the CPU; ``cpu``, ``cuda``, ``cuda:N`` as asked."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(check_device_name(device))
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ModelOptionError("device", f"device {device!r} asked for, but CUDA is not available on this machine")
-    return resolved
+    return torch.device(resolve_device_name(device))
 
 
 def _freeze_batchnorm(module: nn.Module) -> None:
@@ -161,7 +152,7 @@ def load_detector(
     chosen = get_profile(profile).with_score_threshold(score_threshold)
     scheme = Precision.parse(precision)
     target = resolve_device(device)
-    scheme.check_device(target)
+    scheme.check_device(target.type)
     model, described = build_model(name, weights, chosen, frame_size)
     model = apply_precision(model, scheme, target, model_name=name, calibration=calibration)
     info = ModelInfo(name=name, weights=described, precision=scheme.name, device=str(target), profile=chosen.name)

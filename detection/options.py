@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import ModelOptionError
+from .errors import ModelOptionError, PrecisionError
 from .families import MODELS
-from .precision import Precision, PrecisionError
 from .profiles import PROFILES
+from .schemes import Precision
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 

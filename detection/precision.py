@@ -22,62 +22,16 @@ labels int64, whatever precision runs inside.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from .errors import PrecisionError
 from .fusion import fold_detector_norms
 from .quantization import load_calibration, quantize_box_head_dynamic, read_calibration
-
-SCHEMES = ("fp32", "fp32-fused", "fp16", "mixed", "autocast", "int8-dynamic", "int8-static")
-CHANNELS_LAST = "+channels_last"
-
-
-class PrecisionError(ValueError):
-    """A scheme cannot run here, or is asked for without what it needs."""
-
-
-@dataclass(frozen=True)
-class Precision:
-    scheme: str
-    channels_last: bool = False
-
-    @classmethod
-    def parse(cls, name: str) -> Precision:
-        scheme, cl = (name[: -len(CHANNELS_LAST)], True) if name.endswith(CHANNELS_LAST) else (name, False)
-        if scheme not in SCHEMES:
-            raise PrecisionError(
-                f"unknown precision {name!r}; choose one of {', '.join(SCHEMES)} (optionally with {CHANNELS_LAST})"
-            )
-        return cls(scheme, cl)
-
-    @property
-    def name(self) -> str:
-        return self.scheme + (CHANNELS_LAST if self.channels_last else "")
-
-    def check_calibration(self, calibration: Path | None) -> None:
-        """int8-static needs a calibration artifact, and nothing else takes one."""
-        if self.scheme == "int8-static" and calibration is None:
-            raise PrecisionError("int8-static needs a calibration file (make one with: detectord calibrate VIDEO)")
-        if calibration is not None and self.scheme != "int8-static":
-            raise PrecisionError(f"a calibration file only applies to int8-static, not {self.name}")
-        if calibration is not None and not calibration.is_file():
-            raise PrecisionError(f"no such calibration file: {str(calibration)!r}")
-
-    def check_device(self, device: torch.device) -> None:
-        """Refuse, with the reason, what this device cannot run."""
-        if self.scheme in ("fp16", "mixed") and device.type != "cuda":
-            raise PrecisionError(
-                f"{self.scheme} needs a CUDA device: on the CPU torchvision's nms has no float16 kernel and "
-                "float16 convolutions are emulated; on the CPU use int8-static, int8-dynamic or fp32-fused"
-            )
-        if self.scheme.startswith("int8") and device.type != "cpu":
-            raise PrecisionError(
-                f"{self.scheme} runs on the CPU (PyTorch's x86 int8 kernels); on {device.type} use fp16 or mixed"
-            )
+from .schemes import Precision
 
 
 def _float32_outputs(outputs: list[dict[str, Tensor]]) -> list[dict[str, Tensor]]:
@@ -144,7 +98,7 @@ def apply_precision(
     calibration: Path | None = None,
 ) -> nn.Module:
     """``model`` (float32, on the CPU, profile applied) converted to ``precision`` and moved to ``device``."""
-    precision.check_device(device)
+    precision.check_device(device.type)
     precision.check_calibration(calibration)
     scheme = precision.scheme
     if scheme == "int8-static":

@@ -31,6 +31,7 @@ from torch import nn
 from torch.fx import GraphModule
 
 from .detector import frames_to_batch
+from .errors import CalibrationError
 from .fusion import fold_norms
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,6 @@ log = logging.getLogger(__name__)
 ARTIFACT_FORMAT = "detectord.int8-static"
 ARTIFACT_VERSION = 1
 BACKEND = "x86"
-
-
-class CalibrationError(RuntimeError):
-    """A calibration artifact is missing, malformed or made for another model."""
 
 
 @contextlib.contextmanager

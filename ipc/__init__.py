@@ -5,7 +5,7 @@ knows what a detection is. ARCHITECTURE.md ("The ring protocol") explains
 slots, pins, hand-over and modes.
 """
 
-from .consumer import RingReader, SlotRef
+from .consumer import RingReader, SlotRef, wait_any
 from .frames import FrameRef, FrameRing
 from .handle import (
     EndOfStream,
@@ -43,4 +43,5 @@ __all__ = [
     "WriteSlot",
     "frame_layout",
     "segment_name",
+    "wait_any",
 ]

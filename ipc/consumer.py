@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from multiprocessing.synchronize import Semaphore
 from typing import TYPE_CHECKING, Any, Generic, Self
 
 import numpy as np
@@ -91,6 +92,19 @@ class RingReader(Generic[RefT]):
                 self._row[h.WAITING] = 1
             self._doorbell.acquire(True, None if deadline is None else max(0.0, deadline - time.monotonic()))
 
+    def arm(self) -> bool:
+        """Say this reader is about to wait (its doorbell will ring); False if there is something to read now.
+
+        With ``wait_any`` this lets one process wait on several rings whose
+        readers share one doorbell.
+        """
+        ring = self._ring
+        with ring.locked:
+            if ring.ctl[h.W_SEQ] > self._row[h.CURSOR] or ring.ctl[h.EOF_FLAG]:
+                return False
+            self._row[h.WAITING] = 1
+            return True
+
     def _take(self, max_count: int, need: int) -> list[RefT]:
         ring = self._ring
         w_seq = ring.ctl[h.W_SEQ]
@@ -116,7 +130,7 @@ class RingReader(Generic[RefT]):
             self._row[h.DROPPED] += seqs.start - cursor
         for slot in slots:
             self._pins[slot] += 1
-        self._row[h.CURSOR] = seqs.stop
+        ring.set_cursor(self.index, seqs.stop)
         self._row[h.DELIVERED] += len(seqs)
         make = self._ref_class
         return [make(self, slot, seq) for slot, seq in zip(slots, seqs, strict=True)]
@@ -166,7 +180,7 @@ class RingReader(Generic[RefT]):
                     raise RingError(f"slot {ref.index} was read by reader {ref._reader.index}, not {self.index}")
                 self._pins[ref.index] -= 1
                 target_pins[ref.index] += 1
-                target_row[h.CURSOR] = max(target_row[h.CURSOR], ref.seq + 1)
+                ring.set_cursor(to, max(target_row[h.CURSOR], ref.seq + 1))
                 target_row[h.DELIVERED] += 1
                 ref._released = True
 
@@ -181,3 +195,13 @@ class RingReader(Generic[RefT]):
                     f"ring {ring.name!r}: slot {index} holds seq {ring.slot_seq[index]}, not the handed-over {seq}"
                 )
         return self._ref_class(self, index, seq)
+
+
+def wait_any(readers: Sequence[RingReader[Any]], doorbell: Semaphore, timeout: float) -> None:
+    """Block until one of ``readers`` (all ringing ``doorbell``) may have something, or ``timeout`` passes.
+
+    Returns at once if one has something now; a wake-up may be spurious (a
+    reader woken for a slot another process took), so callers read again.
+    """
+    if all(reader.arm() for reader in readers):
+        doorbell.acquire(True, timeout)

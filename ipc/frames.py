@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from multiprocessing.context import BaseContext
+from multiprocessing.synchronize import Semaphore
 from typing import Self
 
 import numpy as np
@@ -52,8 +54,21 @@ class FrameRing(Ring[FrameRef]):
         readers: int = 1,
         mode: RingMode | str = RingMode.LATEST,
         ctx: BaseContext | None = None,
+        competing: int = 1,
+        doorbells: Sequence[Semaphore | None] = (),
     ) -> Self:
-        return cls._create(instance, frame_layout(shape), slots=slots, readers=readers, mode=mode, ctx=ctx)
+        """``competing``: readers 0..competing-1 share each frame (one of them gets it, as in a work queue).
+        ``doorbells``: semaphores to use for the first readers (shared with other rings, for ``wait_any``)."""
+        return cls._create(
+            instance,
+            frame_layout(shape),
+            slots=slots,
+            readers=readers,
+            mode=mode,
+            ctx=ctx,
+            competing=competing,
+            doorbells=doorbells,
+        )
 
     @classmethod
     def attach(cls, handle: RingHandle, *, shape: tuple[int, int, int]) -> Self:

@@ -42,9 +42,10 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+from collections.abc import Sequence
 from multiprocessing.context import BaseContext
 from multiprocessing.shared_memory import SharedMemory
-from multiprocessing.synchronize import Lock
+from multiprocessing.synchronize import Lock, Semaphore
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
@@ -112,6 +113,8 @@ class Ring(Generic[RefT]):
         self.mode = RingMode(meta["mode"])
         self.slot_count = int(meta["slots"])
         self.reader_count = int(meta["readers"])
+        self.competing = int(meta.get("competing", 1))
+        """Readers 0..competing-1 share one cursor: each slot goes to one of them."""
         self._owner = owner
         self.closed = False
         self.locked = Locked(handle.lock, self.name)
@@ -146,19 +149,25 @@ class Ring(Generic[RefT]):
         readers: int,
         mode: RingMode | str,
         ctx: BaseContext | None = None,
+        competing: int = 1,
+        doorbells: Sequence[Semaphore | None] = (),
+        purpose: str | None = None,
     ) -> Self:
         mode = RingMode(mode)
         if slots < 2:
             raise ValueError(f"a ring needs at least 2 slots, got {slots}")
         if not 1 <= readers <= MAX_READERS:
             raise ValueError(f"a ring has 1 to {MAX_READERS} readers, got {readers}")
-        name = segment.segment_name(instance, cls.purpose)
+        if not 1 <= competing <= readers:
+            raise ValueError(f"1 to {readers} readers may compete, not {competing}")
+        name = segment.segment_name(instance, purpose or cls.purpose)
         context = ctx or mp.get_context("spawn")
+        given = list(doorbells) + [None] * (readers - len(doorbells))
         handle = RingHandle(
             name=name,
             lock=context.Lock(),
             space=context.Semaphore(0),
-            doorbells=tuple(context.Semaphore(0) for _ in range(readers)),
+            doorbells=tuple(bell if bell is not None else context.Semaphore(0) for bell in given[:readers]),
         )
         data_offset = round_up(h.HEADER_BYTES + h.control_bytes(slots, readers), h.PAGE)
         size = data_offset + slots * layout.dtype.itemsize
@@ -169,6 +178,7 @@ class Ring(Generic[RefT]):
             "slots": slots,
             "readers": readers,
             "mode": mode.value,
+            "competing": competing,
             "data_offset": data_offset,
             "size": size,
             "owner_pid": pid,
@@ -297,7 +307,7 @@ class Ring(Generic[RefT]):
             row, pins = self.rows[index], self.pin_rows[index]
             for slot in range(self.slot_count):
                 pins[slot] = 0
-            row[h.CURSOR] = max(row[h.CURSOR], self.ctl[h.W_SEQ])
+            self.set_cursor(index, max(row[h.CURSOR], self.ctl[h.W_SEQ]))
             row[h.WAITING] = 0
             row[h.READER_PID] = 0
             row[h.READER_START_US] = 0
@@ -327,6 +337,11 @@ class Ring(Generic[RefT]):
                 raise RingError(f"ring {self.name!r}: {what} is already in use by process {holder}")
             row[pid_word] = pid
             row[start_word] = start
+
+    def set_cursor(self, index: int, cursor: int) -> None:
+        """Move reader ``index``'s cursor, and its whole competing group's with it."""
+        for row in self.rows[: self.competing] if index < self.competing else (self.rows[index],):
+            row[h.CURSOR] = cursor
 
     def free_slot(self) -> int | None:
         s = self.slot_count

@@ -4,7 +4,7 @@
 one path from TOML and flags to the typed configuration of ``detectord.daemon.config``.
 """
 
-from .main import live_config, main
+from .main import live_config
 from .parser import get_args_parser
 
-__all__ = ["get_args_parser", "live_config", "main"]
+__all__ = ["get_args_parser", "live_config"]

@@ -19,6 +19,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from detectord.contract import is_valid_name
 from detectord.daemon.config import ConfigError
 
 T = TypeVar("T")
@@ -52,6 +53,11 @@ def _convert(value: Any, kind: Any, key: str) -> Any:
             return None
         (inner,) = [o for o in options if o is not type(None)]
         return _convert(value, inner, key)
+    if origin is tuple:
+        (item, _) = typing.get_args(kind)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected an array of tables ([[{key}]]), got {value!r}")
+        return tuple(_convert(entry, item, _item_key(key, i, entry)) for i, entry in enumerate(value))
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a table of settings, got {value!r}")
@@ -81,6 +87,26 @@ def _convert(value: Any, kind: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported setting type {kind!r}")
 
 
+def _item_key(key: str, index: int, entry: Any) -> str:
+    """How a message names one table of an array: by its ``name`` when it has a usable one."""
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return f"{key}.{name}" if isinstance(name, str) and is_valid_name(name) else f"{key}[{index}]"
+
+
+def merge_overrides(data: dict[str, Any], array: str, tables: tuple[str, ...]) -> None:
+    """In each table of ``array``, complete the ``tables`` it overrides with the top level's settings.
+
+    ``[cameras.main_person] score_threshold = 0.8`` changes that one setting
+    for that camera; the camera keeps the daemon's other main_person settings.
+    """
+    for entry in data.get(array, ()):
+        if not isinstance(entry, dict):
+            continue
+        for table in tables:
+            if isinstance(entry.get(table), dict) and isinstance(data.get(table, {}), dict):
+                entry[table] = {**data.get(table, {}), **entry[table]}
+
+
 def build(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     """An instance of dataclass ``cls`` from ``data``; every problem is a ConfigError naming its key."""
     hints = typing.get_type_hints(cls)
@@ -93,11 +119,19 @@ def build(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     values = {name: _convert(value, hints[name], f"{where}.{name}" if where else name) for name, value in data.items()}
     try:
         return cls(**values)
-    except ConfigError:
-        raise
-    except ValueError as exc:  # a dataclass from detectord.detection validating itself
-        text = str(exc)
-        raise ConfigError(text if where and text.startswith(where) else f"{where}: {text}" if where else text) from None
+    except ValueError as exc:  # ConfigError, or a dataclass of detection or contract validating itself
+        raise ConfigError(_full_key(where, str(exc))) from None
+
+
+def _full_key(where: str, text: str) -> str:
+    """A message about a table's setting, named from the top: ``frame.width …`` in ``cameras.a`` is about
+    ``cameras.a.frame.width``."""
+    if not where or text.startswith(where):
+        return text
+    parent, _, last = where.rpartition(".")
+    if parent and text.startswith(last + "."):
+        return f"{parent}.{text}"
+    return f"{where}: {text}"
 
 
 def _toml_value(value: Any, key: str) -> str:
@@ -112,16 +146,26 @@ def _toml_value(value: Any, key: str) -> str:
     raise ConfigError(f"{key}: cannot write {value!r} to TOML")
 
 
+def _default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
 def to_toml(config: Any, where: str = "") -> str:
-    """A configuration dataclass as TOML that ``build`` turns back into an equal one (None values omitted)."""
+    """A configuration dataclass as TOML that ``build`` turns back into an equal one (defaults left out)."""
     lines: list[str] = []
     tables: list[str] = []
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         key = f"{where}.{f.name}" if where else f.name
-        if value is None:
+        if value is None or value == _default(f):
             continue
-        if dataclasses.is_dataclass(value):
+        if isinstance(value, tuple) and all(dataclasses.is_dataclass(item) for item in value):
+            tables += [f"\n[[{key}]]\n" + to_toml(item, key) for item in value]
+        elif dataclasses.is_dataclass(value):
             tables.append(f"\n[{key}]\n" + to_toml(value, key))
         else:
             lines.append(f"{f.name} = {_toml_value(value, key)}")

@@ -21,7 +21,7 @@ from detectord.daemon.logs import configure_logging
 from detectord.daemon.pipeline.stage import StageError
 from detectord.detection import CalibrationError, PrecisionError, WeightsError
 
-from .loading import build, read_toml, set_dotted
+from .loading import build, merge_overrides, read_toml, set_dotted
 from .parser import EXIT_USAGE, get_args_parser
 
 log = logging.getLogger("detectord")
@@ -95,6 +95,12 @@ def configure(
 def live_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> DaemonConfig:
     """The daemon's configuration: the TOML file, then the flags given, then validated as a whole."""
     data = read_toml(args.config) if args.config else {}
+    if "cameras" in data and ("camera" in data or "source" in data):
+        raise ConfigError(
+            f"{args.config}: both forms of camera configuration: use [[cameras]] tables (several cameras) or "
+            "camera and [source] (one camera), not both"
+        )
+    merge_overrides(data, "cameras", ("frame", "main_person"))
     env = os.environ if environ is None else environ
     if "password" not in data.get("mqtt", {}) and args.mqtt_password is None and env.get("DETECTORD_MQTT_PASSWORD"):
         set_dotted(data, "mqtt.password", env["DETECTORD_MQTT_PASSWORD"])
@@ -148,9 +154,9 @@ def _run_live(args: argparse.Namespace, log_level: int) -> int:
         except ConfigError as exc:
             log.error("%s", exc)
             return EXIT_ERROR
+        cameras = ", ".join(f"camera {camera.name!r}, source {camera.source.uri!r}" for camera in config.live_cameras)
         sys.stdout.write(
-            f"configuration OK: camera {config.camera!r}, source {config.source.uri!r}, "
-            f"broker {config.mqtt.host}:{config.mqtt.port}, model {config.model.name} "
+            f"configuration OK: {cameras}, broker {config.mqtt.host}:{config.mqtt.port}, model {config.model.name} "
             f"({config.model.weights}, {config.model.profile}, {config.model.precision})\n"
         )
         return 0

@@ -53,7 +53,8 @@ class Job(ABC):
 
     def relay_model(self) -> None:
         """Tell the downstream stage what inference loaded, once per announcement and per downstream process."""
-        model = self.supervisor.announcements.get("inference")
+        announced = self.supervisor.announcements
+        model = next((announced[name] for name in sorted(announced) if name.startswith("inference")), None)
         if model is not None and model != self._model_sent:
             control.send(self.control_send, control.MODEL, model)
             self._model_sent = model

@@ -1,35 +1,35 @@
-"""The two rings of a pipeline: frames (capture → inference) and results (inference → downstream).
+"""The rings of a pipeline: one frame ring per camera, one result ring per inference worker.
 
 The supervisor creates and owns a ``RingSet``; stage processes get its
 ``handles`` (picklable while spawning) and attach from them.
+
+Readers of a camera's frame ring: the inference workers (0..workers-1), which
+*compete* for its frames (each frame goes to one of them), then the
+downstream stage (publisher or writer), to which a worker hands every frame
+it computed on. Each worker's doorbell is shared by every camera's ring, so a
+worker waits for a frame from any camera at once (``ipc.wait_any``); the
+publisher's doorbell is shared the same way by every result ring.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
+from multiprocessing.synchronize import Semaphore
 from threading import Event
 
 from detectord.daemon.results import ResultRing
 from detectord.ipc import FrameRing, RingHandle, RingMode, RingWriter, WriteSlot
-
-FRAME_READERS = 2
-"""Readers of the frame ring: inference, and the stage inference hands each frame to."""
-INFERENCE_READER = 0
-DOWNSTREAM_READER = 1
 
 WAIT_STEP_S = 0.5
 """Longest a stage blocks on a ring before it looks at its stop event again."""
 
 
 @dataclass(frozen=True)
-class RingHandles:
-    """Handles and geometry the stage processes attach with."""
-
+class CameraRing:
+    name: str
     frames: RingHandle
-    results: RingHandle
     frame_shape: tuple[int, int, int]
-    max_detections: int
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -37,48 +37,103 @@ class RingHandles:
         height, width, _ = self.frame_shape
         return width, height
 
-    def attach_frames(self) -> FrameRing:
+    def attach(self) -> FrameRing:
         return FrameRing.attach(self.frames, shape=self.frame_shape)
 
-    def attach_results(self) -> ResultRing:
-        return ResultRing.attach(self.results, max_detections=self.max_detections)
+
+@dataclass(frozen=True)
+class RingHandles:
+    """What the stage processes attach with."""
+
+    cameras: tuple[CameraRing, ...]
+    results: tuple[RingHandle, ...]
+    """One result ring per inference worker."""
+    max_detections: int
+    inference_wake: tuple[Semaphore, ...]
+    """Worker k's doorbell, shared by every camera's frame ring."""
+    downstream_wake: Semaphore
+    """The downstream stage's doorbell, shared by every result ring."""
+
+    @property
+    def workers(self) -> int:
+        return len(self.results)
+
+    @property
+    def downstream(self) -> int:
+        """The downstream stage's reader index in every frame ring."""
+        return self.workers
+
+    def attach_results(self, worker: int) -> ResultRing:
+        return ResultRing.attach(self.results[worker], max_detections=self.max_detections)
 
 
 class RingSet:
-    """The frame and result rings of one pipeline, created and unlinked by the supervisor.
+    """The rings of one pipeline, created and unlinked by the supervisor.
 
-    Offline both are lossless, sized so decoding can run a batch ahead of
-    inference while the writer trails a batch behind. Live the frame ring is
-    ``latest`` (the camera never waits) and the result ring stays lossless:
-    every result carries a frame pin, so a result nobody reads would pin its
-    frame for good; the publisher keeps up (it also drains while the broker
-    is down), so inference never waits for it for long.
+    Offline (one camera, one worker) both are lossless, sized so decoding can
+    run a batch ahead of inference while the writer trails a batch behind.
+    Live the frame rings are ``latest`` (a camera never waits) and the result
+    rings stay lossless: every result carries a frame pin, so a result nobody
+    reads would pin its frame for good; the publisher keeps up (it also drains
+    while the broker is down), so inference never waits for it for long.
     """
 
     def __init__(
         self,
-        instance: str,
-        frame_shape: tuple[int, int, int],
+        cameras: dict[str, tuple[int, int, int]],
+        results_instance: str,
         max_detections: int,
         *,
         live: bool,
         batch: int,
+        workers: int,
         ctx: BaseContext,
     ) -> None:
-        frame_mode = RingMode.LATEST if live else RingMode.LOSSLESS
-        self.frames = FrameRing.create(
-            instance, shape=frame_shape, slots=max(8, 3 * batch), readers=FRAME_READERS, mode=frame_mode, ctx=ctx
-        )
+        """``cameras``: name (the frame ring's instance) -> frame shape; ``results_instance`` names the result rings."""
+        self.frames: dict[str, FrameRing] = {}
+        self.results: list[ResultRing] = []
+        inference_wake = tuple(ctx.Semaphore(0) for _ in range(workers))
+        downstream_wake = ctx.Semaphore(0)
+        mode = RingMode.LATEST if live else RingMode.LOSSLESS
         try:
-            self.results = ResultRing.create(instance, max_detections=max_detections, slots=max(8, 2 * batch), ctx=ctx)
+            for name, shape in cameras.items():
+                self.frames[name] = FrameRing.create(
+                    name,
+                    shape=shape,
+                    slots=max(8, 3 * batch),
+                    readers=workers + 1,
+                    mode=mode,
+                    ctx=ctx,
+                    competing=workers,
+                    doorbells=inference_wake,
+                )
+            for worker in range(workers):
+                self.results.append(
+                    ResultRing.create(
+                        results_instance,
+                        worker=worker,
+                        max_detections=max_detections,
+                        slots=max(8, 2 * batch),
+                        doorbell=downstream_wake,
+                        ctx=ctx,
+                    )
+                )
         except BaseException:
-            self.frames.close()
+            self.close()
             raise
-        self.handles = RingHandles(self.frames.handle, self.results.handle, frame_shape, max_detections)
+        self.handles = RingHandles(
+            cameras=tuple(CameraRing(name, ring.handle, cameras[name]) for name, ring in self.frames.items()),
+            results=tuple(ring.handle for ring in self.results),
+            max_detections=max_detections,
+            inference_wake=inference_wake,
+            downstream_wake=downstream_wake,
+        )
 
     def close(self) -> None:
-        self.results.close()
-        self.frames.close()
+        for results in self.results:
+            results.close()
+        for frames in self.frames.values():
+            frames.close()
 
 
 def claim(writer: RingWriter, stop: Event, lossless: bool) -> WriteSlot | None:

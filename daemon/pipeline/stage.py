@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import faulthandler
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -32,16 +33,41 @@ EXIT_REPORTED = 3
 """A stage exits with this after it has logged why; the supervisor adds nothing."""
 
 
-def set_process_name(name: str) -> None:
-    """Name the process as ps/top show it (Linux keeps the first 15 bytes)."""
+PR_SET_NAME = 15
+PR_SET_PDEATHSIG = 1
+
+
+def _prctl(option: int, value: int | bytes) -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+        return bool(libc.prctl(option, value, 0, 0, 0) == 0)
     except (OSError, AttributeError):
+        return False
+
+
+def set_process_name(name: str) -> None:
+    """Name the process as ps/top show it (Linux keeps the first 15 bytes)."""
+    if not _prctl(PR_SET_NAME, name.encode()[:15]):
         log.debug("cannot set the process name on this platform")
 
 
-def run_stage(name: str, log_level: int, reports: Connection, target: Callable[..., None], *args: Any) -> None:
+def die_with(parent: int) -> None:
+    """SIGTERM this process when ``parent`` (the supervisor) dies, however it dies (even by SIGKILL).
+
+    Without it, stages outlive a killed supervisor: they keep publishing, the
+    broker never sends their will, and the next start finds their segments in
+    use. The check after the call closes the race where the parent died
+    before the request was made.
+    """
+    if not _prctl(PR_SET_PDEATHSIG, signal.SIGTERM):
+        log.debug("cannot ask to die with the parent on this platform")
+    if os.getppid() != parent:
+        sys.exit(EXIT_REPORTED)
+
+
+def run_stage(
+    name: str, log_level: int, parent: int, reports: Connection, target: Callable[..., None], *args: Any
+) -> None:
     """Process entry of every stage: ``target(stop, reports, *args)`` with the process set up."""
     set_process_name(f"detectord-{name}")
     faulthandler.enable()
@@ -49,6 +75,7 @@ def run_stage(name: str, log_level: int, reports: Connection, target: Callable[.
     stop = Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    die_with(parent)
     try:
         target(stop, reports, *args)
     except Exception as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -109,7 +110,9 @@ class Supervisor:
         """Spawn a stage running ``target(stop, reports, *args)``."""
         receive, send = self.ctx.Pipe(duplex=False)
         process = self.ctx.Process(
-            target=run_stage, args=(name, self.log_level, send, target, *args), name=f"detectord-{name}"
+            target=run_stage,
+            args=(name, self.log_level, os.getpid(), send, target, *args),
+            name=f"detectord-{name}",
         )
         with _sigint_ignored():
             process.start()

@@ -40,6 +40,8 @@ class StageReport:
     """What the stage is doing, for people: "streaming", "reconnecting: cannot open …"."""
     announcement: Any = None
     """Sent once, with the ready report: what the stage's readers need to know (picklable)."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """Frames finished per camera, for a stage that serves several."""
 
 
 class StageMeter:
@@ -54,14 +56,18 @@ class StageMeter:
         self._ready = False
         self._last = 0.0
         self.status = ""
+        self.counts: dict[str, int] = {}
 
     def ready(self, announcement: Any = None) -> None:
         self._ready = True
         self._send(announcement)
 
-    def add(self, frames: int, busy_s: float) -> None:
+    def add(self, frames: int, busy_s: float, cameras: Iterable[str] = ()) -> None:
+        """``frames`` done in ``busy_s``; ``cameras`` names each frame's camera, if the stage serves several."""
         self.frames += frames
         self.busy_s += busy_s
+        for camera in cameras:
+            self.counts[camera] = self.counts.get(camera, 0) + 1
         if time.monotonic() - self._last >= self._interval:
             self._send()
 
@@ -83,7 +89,15 @@ class StageMeter:
             return
         self._last = time.monotonic()
         report = StageReport(
-            self.stage, os.getpid(), self.frames, self.busy_s, self._ready, self._last, self.status, announcement
+            self.stage,
+            os.getpid(),
+            self.frames,
+            self.busy_s,
+            self._ready,
+            self._last,
+            self.status,
+            announcement,
+            dict(self.counts),
         )
         try:
             self._reports.send(report)
@@ -125,33 +139,39 @@ class StageRates:
                 "pid": info.get("pid"),
                 "restarts": info.get("restarts", 0),
                 "status": info.get("status", ""),
-                **self._usage(info.get("pid")),
+                **self.usage(info.get("pid")),
             }
         return out
 
-    def _usage(self, pid: int | None) -> dict[str, Any]:
+    def usage(self, pid: int | None) -> dict[str, Any]:
+        """CPU percent since the last call, resident and unique memory (USS: what the process alone holds)."""
         if not pid:
-            return {"cpu_percent": None, "rss_mb": None}
+            return {"cpu_percent": None, "rss_mb": None, "uss_mb": None}
         try:
             process = self._processes.setdefault(pid, psutil.Process(pid))
             with process.oneshot():
+                memory = process.memory_full_info()
                 return {
                     "cpu_percent": round(process.cpu_percent(interval=None), 1),
-                    "rss_mb": round(process.memory_info().rss / 2**20, 1),
+                    "rss_mb": round(memory.rss / 2**20, 1),
+                    "uss_mb": round(memory.uss / 2**20, 1),
                 }
         except psutil.Error:
             self._processes.pop(pid, None)
-            return {"cpu_percent": None, "rss_mb": None}
+            return {"cpu_percent": None, "rss_mb": None, "uss_mb": None}
 
 
 @dataclass(frozen=True)
 class PipelineStats:
     """The supervisor's part of a stats message, handed to the publisher as data."""
 
+    host: str
     uptime_s: float
     source_status: str
     stages: dict[str, dict[str, Any]]
     drops: dict[str, int]
+    supervisor: dict[str, Any]
+    """The supervisor's own pid, CPU and memory."""
 
 
 def drops(frames: RingStats, results: RingStats) -> dict[str, int]:

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from detectord.daemon.config import SourceConfig
-from detectord.daemon.pipeline.ringset import RingHandles, claim
+from detectord.daemon.pipeline.ringset import CameraRing, claim
 from detectord.daemon.pipeline.telemetry import StageMeter
 from detectord.ipc import RingMode, RingWriter, WriteSlot
 
@@ -37,10 +37,10 @@ def _fill(writer: RingWriter, slot: WriteSlot, image: np.ndarray, frame_id: int,
 
 
 def run_capture(
-    stop: Event, reports: Connection, rings: RingHandles, video: VideoInfo, limit: int | None = None
+    stop: Event, reports: Connection, camera: CameraRing, video: VideoInfo, limit: int | None = None
 ) -> None:
     """Every frame of ``video`` (or its first ``limit``) into the frame ring, in order; then end of stream."""
-    ring = rings.attach_frames()
+    ring = camera.attach()
     writer = ring.writer()
     meter = StageMeter("capture", reports)
     lossless = ring.mode is RingMode.LOSSLESS
@@ -67,11 +67,13 @@ def run_capture(
         ring.close()
 
 
-def run_live_capture(stop: Event, reports: Connection, rings: RingHandles, config: SourceConfig) -> None:
+def run_live_capture(
+    stop: Event, reports: Connection, camera: CameraRing, config: SourceConfig, stage: str = "capture"
+) -> None:
     """The newest frame wins: publish every frame read; a slow reader only makes the ring drop old ones."""
-    ring = rings.attach_frames()
+    ring = camera.attach()
     writer = ring.writer()
-    meter = StageMeter("capture", reports)
+    meter = StageMeter(stage, reports)
     source = LiveSource(config.uri, loop=config.loop)
     backoff = config.reconnect_min_s
     frame_id = 0

@@ -1,4 +1,10 @@
-"""The inference stage: frames from the frame ring, detections and the main person to the result ring.
+"""The inference stage: frames from every camera's frame ring, detections to this worker's result ring.
+
+Live, each round takes the newest unprocessed frame of each camera that has
+one (up to ``batch`` cameras, starting one camera further each round so
+that none is favoured) and runs them through the model as one batch.
+Workers compete for frames: a frame goes to one worker only. Offline
+(``analyze``, one camera), rounds are ``batch`` consecutive frames.
 
 Each frame's pin is handed to the downstream reader (publisher or writer)
 before its result is published (``results.write_result``), so the frame the
@@ -12,15 +18,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from threading import Event
+from typing import Any
 
 from detectord.daemon.config import ModelConfig
-from detectord.daemon.pipeline.ringset import DOWNSTREAM_READER, INFERENCE_READER, WAIT_STEP_S, RingHandles, claim
+from detectord.daemon.pipeline.ringset import WAIT_STEP_S, RingHandles, claim
 from detectord.daemon.pipeline.telemetry import StageMeter
 from detectord.daemon.results import LoadedModel, write_result
-from detectord.detection import FrameDetector, MainPersonConfig, MainPersonTracker, load_detector
-from detectord.ipc import EndOfStream, FrameRef, RingMode, RingReader
+from detectord.detection import FrameDetector, MainPersonConfig
+from detectord.ipc import EndOfStream, FrameRef, FrameRing, RingMode, RingReader, RingWriter, wait_any
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +36,12 @@ DetectorFactory = Callable[[ModelConfig, tuple[int, int]], FrameDetector]
 
 
 def load_configured_detector(config: ModelConfig, frame_size: tuple[int, int]) -> FrameDetector:
-    """The detector a configuration names; the only factory the command line uses."""
+    """The detector a configuration names; the only factory the command line uses.
+
+    torch is imported here, in the inference process, and nowhere else.
+    """
+    from detectord.detection.models import load_detector
+
     return load_detector(
         config.name,
         config.weights,
@@ -71,50 +84,158 @@ class _Freshness:
         return newer
 
 
+@dataclass
+class _Camera:
+    index: int
+    name: str
+    ring: FrameRing
+    reader: RingReader[FrameRef]
+    tracker: Any
+    freshness: _Freshness = field(default_factory=_Freshness)
+    ended: bool = False
+
+
+class _Worker:
+    """One inference process: its detector, its cameras, its result ring."""
+
+    def __init__(
+        self,
+        worker: int,
+        rings: RingHandles,
+        main_person: tuple[MainPersonConfig, ...],
+        batch: int,
+        detector: FrameDetector,
+        meter: StageMeter,
+    ) -> None:
+        from detectord.detection.main_person import MainPersonTracker
+
+        self.worker = worker
+        self.rings = rings
+        self.batch = batch
+        self.detector = detector
+        self.meter = meter
+        self.cameras: list[_Camera] = []
+        for index, camera in enumerate(rings.cameras):
+            ring = camera.attach()
+            self.cameras.append(
+                _Camera(index, camera.name, ring, ring.reader(worker), MainPersonTracker(main_person[index]))
+            )
+        self.result_ring = rings.attach_results(worker)
+        self.writer: RingWriter = self.result_ring.writer()
+        self.lossless = self.cameras[0].ring.mode is RingMode.LOSSLESS
+        self._next = 0
+        self._sizes = {camera.index: rings.cameras[camera.index].frame_size for camera in self.cameras}
+
+    def take(self) -> list[tuple[_Camera, FrameRef]] | None:
+        """The frames of one round; [] when none is ready within a wait step, None once every stream ended."""
+        if self.lossless:
+            camera = self.cameras[0]
+            try:
+                refs = camera.reader.read(self.batch, timeout=WAIT_STEP_S, fill=True)
+            except EndOfStream:
+                return None
+            return [(camera, ref) for ref in refs]
+        taken = self._poll()
+        if not taken:
+            live = [camera.reader for camera in self.cameras if not camera.ended]
+            if not live:
+                return None
+            wait_any(live, self.rings.inference_wake[self.worker], WAIT_STEP_S)
+            taken = self._poll()
+        if len(self.cameras) == 1 and len(taken) == 1:
+            camera, ref = taken[0]
+            taken = [(camera, fresher) for fresher in camera.freshness.fresher(camera.reader, ref)]
+        return taken
+
+    def _poll(self) -> list[tuple[_Camera, FrameRef]]:
+        """The newest unprocessed frame of up to ``batch`` cameras, the first camera turning each round."""
+        count = len(self.cameras)
+        order = [self.cameras[(self._next + i) % count] for i in range(count)]
+        self._next = (self._next + 1) % count
+        taken: list[tuple[_Camera, FrameRef]] = []
+        for camera in order:
+            if len(taken) >= self.batch:
+                break
+            if camera.ended:
+                continue
+            try:
+                refs = camera.reader.read(1, timeout=0)
+            except EndOfStream:
+                camera.ended = True
+                continue
+            taken += [(camera, ref) for ref in refs]
+        return taken
+
+    def run(self, stop: Event, taken: list[tuple[_Camera, FrameRef]]) -> None:
+        """Detect on ``taken`` (one model call per frame size), hand every frame on with its result."""
+        started, clock = time.time(), time.perf_counter()
+        found = []
+        for size, group in _by_size(taken, self._sizes).items():
+            set_size = getattr(self.detector, "set_frame_size", None)
+            if set_size is not None:
+                set_size(size)
+            found += list(zip(group, self.detector([ref.pixels for _, ref in group]), strict=True))
+        finished, busy = time.time(), time.perf_counter() - clock
+        for (camera, ref), detections in found:
+            main = camera.tracker.update(detections)
+            slot = claim(self.writer, stop, self.lossless)
+            if slot is None:
+                camera.reader.release([ref])
+                continue
+            handover = (camera.reader, self.rings.downstream)
+            write_result(self.writer, slot, camera.index, ref, handover, detections, main, (started, finished))
+        self.meter.add(len(found), busy, [camera.name for (camera, _), _ in found])
+
+    def release(self, taken: list[tuple[_Camera, FrameRef]]) -> None:
+        for camera, ref in taken:
+            camera.reader.release([ref])
+
+    def close(self) -> None:
+        self.result_ring.close()
+        for camera in self.cameras:
+            camera.ring.close()
+
+
+def _by_size(
+    taken: list[tuple[_Camera, FrameRef]], sizes: dict[int, tuple[int, int]]
+) -> dict[tuple[int, int], list[tuple[_Camera, FrameRef]]]:
+    groups: dict[tuple[int, int], list[tuple[_Camera, FrameRef]]] = {}
+    for camera, ref in taken:
+        groups.setdefault(sizes[camera.index], []).append((camera, ref))
+    return groups
+
+
 def run_inference(
     stop: Event,
     reports: Connection,
     rings: RingHandles,
+    worker: int,
     model: ModelConfig,
-    main_person: MainPersonConfig,
+    main_person: tuple[MainPersonConfig, ...],
     batch: int,
     detector_factory: DetectorFactory = load_configured_detector,
 ) -> None:
-    frame_ring, result_ring = rings.attach_frames(), rings.attach_results()
-    reader, writer = frame_ring.reader(INFERENCE_READER), result_ring.writer()
-    meter = StageMeter("inference", reports)
-    held: list[FrameRef] = []
+    """Worker ``worker``: rounds of frames through one model until every stream ends or ``stop``."""
+    meter = StageMeter(f"inference-{worker}" if rings.workers > 1 else "inference", reports)
+    stage: _Worker | None = None
+    taken: list[tuple[_Camera, FrameRef]] = []
     try:
-        detector = detector_factory(model, rings.frame_size)
-        tracker = MainPersonTracker(main_person)
-        lossless = frame_ring.mode is RingMode.LOSSLESS
-        freshness = _Freshness()
+        detector = detector_factory(model, rings.cameras[0].frame_size)
+        stage = _Worker(worker, rings, main_person, batch, detector, meter)
         meter.ready(LoadedModel(detector.info, tuple(detector.categories)))
         while not stop.is_set():
-            try:
-                held = reader.read(batch if lossless else 1, timeout=WAIT_STEP_S, fill=lossless)
-            except EndOfStream:
+            round_ = stage.take()
+            if round_ is None:
                 break
-            if not held:
+            taken = round_
+            if not taken:
                 meter.tick()
                 continue
-            if not lossless:
-                held = freshness.fresher(reader, held[0])
-            started, clock = time.time(), time.perf_counter()
-            detections = detector([ref.pixels for ref in held])
-            finished, busy = time.time(), time.perf_counter() - clock
-            for ref, found in zip(held, detections, strict=True):
-                main = tracker.update(found)
-                slot = claim(writer, stop, lossless)
-                if slot is None:
-                    continue
-                write_result(writer, slot, ref, (reader, DOWNSTREAM_READER), found, main, (started, finished))
-            reader.release(held)
-            held = []
-            meter.add(len(detections), busy)
-        writer.finish()
+            stage.run(stop, taken)
+            taken = []
+        stage.writer.finish()
     finally:
-        reader.release(held)
+        if stage is not None:
+            stage.release(taken)
+            stage.close()
         meter.close()
-        result_ring.close()
-        frame_ring.close()

@@ -15,7 +15,7 @@ import numpy as np
 
 from detectord.contract.payloads import detection_json, main_person_json
 from detectord.daemon.pipeline import control
-from detectord.daemon.pipeline.ringset import DOWNSTREAM_READER, WAIT_STEP_S, RingHandles
+from detectord.daemon.pipeline.ringset import WAIT_STEP_S, RingHandles
 from detectord.daemon.pipeline.stage import StageError
 from detectord.daemon.pipeline.telemetry import StageMeter
 from detectord.daemon.results import FrameResult, LoadedModel, read_result
@@ -82,15 +82,16 @@ def run_writer(
     written before the interruption. Labels come from the model inference
     announced, which the supervisor relays before any result can arrive.
     """
-    frame_ring, result_ring = rings.attach_frames(), rings.attach_results()
-    frames, results = frame_ring.reader(DOWNSTREAM_READER), result_ring.reader(0)
+    camera = rings.cameras[0]
+    frame_ring, result_ring = camera.attach(), rings.attach_results(0)
+    frames, results = frame_ring.reader(rings.downstream), result_ring.reader(0)
     meter = StageMeter("writer", reports)
     inbox = control.Inbox(supervisor)
     model: LoadedModel | None = None
     video = None
     try:
         with out.open("w", buffering=1) as lines:
-            video = _AnnotatedVideo(annotated, fps, rings.frame_size) if annotated else None
+            video = _AnnotatedVideo(annotated, fps, camera.frame_size) if annotated else None
             meter.ready()
             while not stop.is_set():
                 try:

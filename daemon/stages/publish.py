@@ -1,22 +1,29 @@
-"""The publish stage: results and their frames to MQTT, as the contract (``detectord.contract``) says.
+"""The publish stage: every camera's results and frames to MQTT, as the contract (``detectord.contract``) says.
+
+One process serves every camera of the daemon, with one MQTT connection per
+camera: each connection carries its camera's will (``offline`` on the
+camera's retained ``status`` topic), so every camera turns ``offline`` when
+the daemon dies, whichever way it dies.
 
 For every result: the detections JSON, then the JPEG of exactly the frame
 inference computed them on (its pin was handed over with the result), with
 the MQTT 5 user property ``frame_id``. The retained ``status`` topic says
-``online`` after every (re)connection and ``offline`` on a clean stop; the
-broker publishes the same ``offline`` as the will message if the daemon
-dies. The retained ``stats`` topic carries, every ``stats_interval_s``, the
-newest snapshot the supervisor assembled (rates, drops, CPU and memory per
-stage) with this stage's own latencies and connection.
+``online`` after every (re)connection and ``offline`` on a clean stop. The
+retained ``stats`` topic carries, every ``stats_interval_s``, the newest
+snapshot the supervisor assembled for the camera (rates, drops, CPU and
+memory per stage) with this stage's own latencies and connection.
 
 A broker that is down at start or goes away later never stops the pipeline:
 results keep flowing and are counted as unsent, the first connection is
-retried with backoff, and gmqtt reconnects after that.
+retried with backoff, and gmqtt reconnects after that; a connection whose
+session another client took over (the same client id: the same camera name
+on another daemon) says so once and gives up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -40,10 +47,10 @@ from detectord.contract import (
 from detectord.contract.topics import KINDS
 from detectord.daemon.config import MqttConfig
 from detectord.daemon.pipeline import control
-from detectord.daemon.pipeline.ringset import DOWNSTREAM_READER, RingHandles
+from detectord.daemon.pipeline.ringset import RingHandles
 from detectord.daemon.pipeline.telemetry import PipelineStats, StageMeter
 from detectord.daemon.results import FrameResult, LoadedModel, read_result
-from detectord.ipc import EndOfStream
+from detectord.ipc import EndOfStream, FrameRef, FrameRing, RingReader, SlotRef, wait_any
 
 from .latency import LatencyWindow
 
@@ -51,83 +58,101 @@ log = logging.getLogger(__name__)
 
 READ_BATCH = 8
 READ_TIMEOUT_S = 0.2
+SESSION_TAKEN_OVER = 0x8E
+"""MQTT 5 DISCONNECT reason code: another client connected with this client id."""
+SHORT_LIVED_S = 10.0
+TAKEN_OVER_AFTER = 3
+"""Connections in a row that the broker closed within ``SHORT_LIVED_S`` of accepting them: two clients with
+one client id take the session from each other on every reconnect (a broker that does not send reason
+code 0x8E, like Mosquitto 2.0.11, only closes the socket)."""
 
 
-class Publisher:
-    def __init__(
-        self, rings: RingHandles, camera: str, mqtt: MqttConfig, meter: StageMeter, supervisor: Connection
-    ) -> None:
-        self.camera = camera
+class Outlet:
+    """One camera's side of the stage: its frame ring reader, its MQTT connection, its counters."""
+
+    def __init__(self, name: str, ring: FrameRing, reader: RingReader[FrameRef], mqtt: MqttConfig, solo: bool) -> None:
+        self.name = name
+        self.ring = ring
+        self.frames = reader
         self.mqtt = mqtt
         self.topics = mqtt.topics
-        self.meter = meter
-        self.inbox = control.Inbox(supervisor)
-        self.frame_ring = rings.attach_frames()
-        self.result_ring = rings.attach_results()
-        self.frames = self.frame_ring.reader(DOWNSTREAM_READER)
-        self.results = self.result_ring.reader(0)
-        self.size = rings.frame_size
         self.latency = LatencyWindow()
-        self.model: LoadedModel | None = None
-        self.pipeline_stats: PipelineStats | None = None
+        self.stats: PipelineStats | None = None
         self.sent = 0
         self.unsent = 0
         self.connections = 0
         self.stopping = False
-        status = self.topics.topic(camera, "status")
-        self.client = make_client(
-            mqtt, f"detectord-{camera}", will=gmqtt.Message(status, OFFLINE, qos=KINDS["status"].qos, retain=True)
-        )
+        self.taken_over = False
+        self.connected_at = 0.0
+        self.short_lived = 0
+        client_id = mqtt.client_id if mqtt.client_id and solo else None
+        if mqtt.client_id and not solo:
+            client_id = f"{mqtt.client_id}-{name}"
+        self.client_id = client_id or f"detectord-{name}"
+        will = gmqtt.Message(self.topics.topic(name, "status"), OFFLINE, qos=KINDS["status"].qos, retain=True)
+        self.client = make_client(mqtt, self.client_id, will=will)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
 
-    def _send(self, kind: str, payload: str | bytes, **properties: Any) -> None:
+    def send(self, kind: str, payload: str | bytes, **properties: Any) -> None:
         spec = KINDS[kind]
-        self.client.publish(
-            self.topics.topic(self.camera, kind), payload, qos=spec.qos, retain=spec.retain, **properties
-        )
-
-    # -- connection --------------------------------------------------------------
+        self.client.publish(self.topics.topic(self.name, kind), payload, qos=spec.qos, retain=spec.retain, **properties)
 
     def _on_connect(self, client: Any, flags: int, rc: int, properties: Any) -> None:
         self.connections += 1
-        log.info("connected to %s", self.mqtt.address)
-        self._send("status", ONLINE)
+        self.connected_at = time.monotonic()
+        log.info("camera %s: connected to %s", self.name, self.mqtt.address)
+        self.send("status", ONLINE)
 
     def _on_disconnect(self, client: Any, packet: Any, exc: Exception | None = None) -> None:
-        if not self.stopping:
-            log.warning("lost the broker at %s; reconnecting", self.mqtt.address)
+        if self.stopping or self.taken_over:
+            return
+        lived = time.monotonic() - self.connected_at
+        self.short_lived = self.short_lived + 1 if self.connected_at and lived < SHORT_LIVED_S else 0
+        reason = packet[:1] if isinstance(packet, bytes | bytearray) else b""
+        if reason == bytes([SESSION_TAKEN_OVER]) or self.short_lived >= TAKEN_OVER_AFTER:
+            self.taken_over = True
+            log.error(
+                "camera %s: the broker at %s keeps handing this connection's session to another client with "
+                "client id %r; is camera %r running in another daemon too? Camera names must be unique across "
+                "hosts; not reconnecting",
+                self.name,
+                self.mqtt.address,
+                self.client_id,
+                self.name,
+            )
+            self._giving_up = asyncio.ensure_future(self._give_up())
+            return
+        log.warning("camera %s: lost the broker at %s; reconnecting", self.name, self.mqtt.address)
 
-    # -- results -------------------------------------------------------------------
+    async def _give_up(self) -> None:
+        """Stop for good: cancel the reconnection gmqtt scheduled before telling us, then disconnect.
 
-    def take(self) -> list[tuple[FrameResult, bytes]] | None:
-        """Ready results with their frames encoded (worker thread); None at end of stream."""
-        try:
-            refs = self.results.read(READ_BATCH, timeout=READ_TIMEOUT_S)
-        except EndOfStream:
-            return None
-        out = []
-        quality = [cv2.IMWRITE_JPEG_QUALITY, self.mqtt.jpeg_quality]
-        for ref in refs:
-            result = read_result(ref)
-            with self.frames.adopt(result.frame_slot, result.frame_seq) as frame:
-                ok, jpeg = cv2.imencode(".jpg", frame.pixels, quality)
-            ref.release()
-            if ok:
-                out.append((result, jpeg.tobytes()))
-            else:
-                log.warning("cannot encode frame %d as JPEG; skipped", result.frame_id)
-        return out
+        A reconnection that went ahead would take the session back from the
+        other client, which would then give up in turn.
+        """
+        for task in asyncio.all_tasks():
+            coro = task.get_coro()
+            frame = getattr(coro, "cr_frame", None)
+            name = getattr(coro, "__qualname__", "")
+            if frame is not None and name.endswith(".reconnect") and frame.f_locals.get("self") is self.client:
+                task.cancel()
+        with contextlib.suppress(Exception):  # the broker has closed the connection already
+            await self.client.disconnect()
 
-    def publish(self, result: FrameResult, jpeg: bytes, model: LoadedModel) -> None:
+    @property
+    def connected(self) -> bool:
+        return bool(self.client.is_connected) and not self.taken_over
+
+    def publish(self, result: FrameResult, jpeg: bytes, model: LoadedModel, size: tuple[int, int]) -> None:
         published = time.time()
-        if not self.client.is_connected:
+        if not self.connected:
             self.unsent += 1
             return
         message = build_detections(
-            camera=self.camera,
+            camera=self.name,
             frame_id=result.frame_id,
-            size=self.size,
+            size=size,
             ts={
                 "capture": result.capture_ts,
                 "inference_start": result.inference_start,
@@ -139,8 +164,8 @@ class Publisher:
             main_person=result.contract_main_person(),
         )
         try:
-            self._send("detections", json.dumps(message))
-            self._send("frame", jpeg, **frame_properties(result.frame_id))
+            self.send("detections", json.dumps(message))
+            self.send("frame", jpeg, **frame_properties(result.frame_id))
         except Exception as exc:  # the connection broke under us: counted, gmqtt reconnects
             log.debug("publish failed: %s", exc)
             self.unsent += 1
@@ -148,35 +173,105 @@ class Publisher:
         self.sent += 1
         self.latency.add(result, published)
 
-    # -- stats ---------------------------------------------------------------------
-
     def publish_stats(self) -> None:
-        snapshot = self.pipeline_stats
-        if snapshot is None or not self.client.is_connected:
+        snapshot = self.stats
+        if snapshot is None or not self.connected:
             return
         stats = build_stats(
-            camera=self.camera,
+            camera=self.name,
+            host=snapshot.host,
             ts=time.time(),
             uptime_s=snapshot.uptime_s,
             source_status=snapshot.source_status,
             stages=snapshot.stages,
             drops={**snapshot.drops, "mqtt_unsent": self.unsent},
             latency=self.latency.summary(),
-            mqtt={"connected": bool(self.client.is_connected), "connections": self.connections, "sent": self.sent},
+            mqtt={"connected": self.connected, "connections": self.connections, "sent": self.sent},
+            supervisor=snapshot.supervisor,
         )
-        self._send("stats", json.dumps(stats))
+        self.send("stats", json.dumps(stats))
+
+    async def go_offline(self) -> None:
+        """Clean stop: say ``offline`` ourselves (a clean disconnect does not fire the will)."""
+        self.stopping = True
+        if self.connected:
+            self.publish_stats()
+            self.send("status", OFFLINE)
+            await asyncio.sleep(0.05)
+            await self.client.disconnect()
+
+
+class Publisher:
+    def __init__(self, rings: RingHandles, mqtt: MqttConfig, meter: StageMeter, supervisor: Connection) -> None:
+        self.rings = rings
+        self.mqtt = mqtt
+        self.meter = meter
+        self.inbox = control.Inbox(supervisor)
+        self.model: LoadedModel | None = None
+        self.outlets: list[Outlet] = []
+        self.result_rings = [rings.attach_results(worker) for worker in range(rings.workers)]
+        self.results = [ring.reader(0) for ring in self.result_rings]
+        self.ended = [False] * len(self.results)
+        solo = len(rings.cameras) == 1
+        for camera in rings.cameras:
+            ring = camera.attach()
+            self.outlets.append(Outlet(camera.name, ring, ring.reader(rings.downstream), mqtt, solo))
+        self.sizes = [camera.frame_size for camera in rings.cameras]
+
+    # -- results -------------------------------------------------------------------
+
+    def take(self) -> list[tuple[FrameResult, bytes]] | None:
+        """Ready results with their frames encoded (worker thread); None once every result stream ended."""
+        refs = self._poll()
+        if not refs:
+            live = [reader for reader, ended in zip(self.results, self.ended, strict=True) if not ended]
+            if not live:
+                return None
+            wait_any(live, self.rings.downstream_wake, READ_TIMEOUT_S)
+            refs = self._poll()
+        out = []
+        quality = [cv2.IMWRITE_JPEG_QUALITY, self.mqtt.jpeg_quality]
+        for ref in refs:
+            result = read_result(ref)
+            outlet = self.outlets[result.camera]
+            with outlet.frames.adopt(result.frame_slot, result.frame_seq) as frame:
+                ok, jpeg = cv2.imencode(".jpg", frame.pixels, quality)
+            ref.release()
+            if ok:
+                out.append((result, jpeg.tobytes()))
+            else:
+                log.warning("camera %s: cannot encode frame %d as JPEG; skipped", outlet.name, result.frame_id)
+        return out
+
+    def _poll(self) -> list[SlotRef]:
+        refs: list[SlotRef] = []
+        for index, reader in enumerate(self.results):
+            if self.ended[index]:
+                continue
+            try:
+                refs += reader.read(READ_BATCH, timeout=0)
+            except EndOfStream:
+                self.ended[index] = True
+        return refs
+
+    # -- the supervisor's news -------------------------------------------------------
 
     def poll_supervisor(self) -> None:
-        """The model (once) and the newest stats snapshot from the supervisor."""
+        """The model (once) and the newest stats snapshot of every camera."""
         latest = self.inbox.poll()
         self.model = latest.get(control.MODEL, self.model)
-        self.pipeline_stats = latest.get(control.STATS, self.pipeline_stats)
+        snapshots: dict[str, PipelineStats] = latest.get(control.STATS, {})
+        for outlet in self.outlets:
+            outlet.stats = snapshots.get(outlet.name, outlet.stats)
 
     # -- lifetime ------------------------------------------------------------------
 
     async def run(self, stop: Event) -> None:
         loop = asyncio.get_running_loop()
-        connecting = asyncio.create_task(connect_with_backoff(self.client, self.mqtt, stop.is_set))
+        loop.set_exception_handler(_quiet_cancellations)
+        connecting = [
+            asyncio.create_task(connect_with_backoff(outlet.client, self.mqtt, stop.is_set)) for outlet in self.outlets
+        ]
         next_stats = time.monotonic() + self.mqtt.stats_interval_s
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-read") as worker:
             self.meter.ready()
@@ -190,39 +285,44 @@ class Publisher:
                     await asyncio.sleep(0.05)
                     self.poll_supervisor()
                 clock = time.perf_counter()
+                done = []
                 for result, jpeg in batch:
                     if self.model is not None:
-                        self.publish(result, jpeg, self.model)
+                        self.outlets[result.camera].publish(result, jpeg, self.model, self.sizes[result.camera])
+                        done.append(self.outlets[result.camera].name)
                 if batch:
-                    self.meter.add(len(batch), time.perf_counter() - clock)
+                    self.meter.add(len(done), time.perf_counter() - clock, done)
                 else:
                     self.meter.tick()
                 if time.monotonic() >= next_stats:
                     next_stats = time.monotonic() + self.mqtt.stats_interval_s
-                    self.publish_stats()
-        connecting.cancel()
-        await self.go_offline()
-
-    async def go_offline(self) -> None:
-        """Clean stop: say ``offline`` ourselves (a clean disconnect does not fire the will)."""
-        self.stopping = True
+                    for outlet in self.outlets:
+                        outlet.publish_stats()
+        for task in connecting:
+            task.cancel()
         self.poll_supervisor()
-        if self.client.is_connected:
-            self.publish_stats()
-            self._send("status", OFFLINE)
-            await asyncio.sleep(0.05)
-            await self.client.disconnect()
+        await asyncio.gather(*(outlet.go_offline() for outlet in self.outlets))
 
     def close(self) -> None:
-        self.result_ring.close()
-        self.frame_ring.close()
+        for ring in self.result_rings:
+            ring.close()
+        for outlet in self.outlets:
+            outlet.ring.close()
+
+
+def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A reconnection we cancelled (``Outlet._give_up``) is no error; anything else is reported as usual."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        log.debug("cancelled: %s", context.get("message"))
+        return
+    loop.default_exception_handler(context)
 
 
 def run_publisher(
-    stop: Event, reports: Connection, rings: RingHandles, camera: str, mqtt: MqttConfig, supervisor: Connection
+    stop: Event, reports: Connection, rings: RingHandles, mqtt: MqttConfig, supervisor: Connection
 ) -> None:
     meter = StageMeter("publish", reports)
-    publisher = Publisher(rings, camera, mqtt, meter, supervisor)
+    publisher = Publisher(rings, mqtt, meter, supervisor)
     try:
         asyncio.run(publisher.run(stop))
     finally:

@@ -43,6 +43,7 @@ def _stats(**overrides: Any) -> dict[str, Any]:
     stage = {"fps": 2.5, "frames": 9, "pid": 42, "restarts": 0, "status": "", "cpu_percent": None, "rss_mb": 1.0}
     message = build_stats(
         camera="front",
+        host="cellar",
         ts=5.0,
         uptime_s=3.21,
         source_status="streaming",
@@ -50,6 +51,7 @@ def _stats(**overrides: Any) -> dict[str, Any]:
         drops={"capture": 1, "mqtt_unsent": 0},
         latency={"end_to_end": {"p50_ms": 1.0, "p90_ms": 2.0, "p99_ms": 3.0}, "inference": None},
         mqtt={"connected": True, "connections": 1, "sent": 9},
+        supervisor={"pid": 41, "cpu_percent": 0.5, "rss_mb": 40.0, "uss_mb": 20.0},
     )
     message.update(overrides)
     return message

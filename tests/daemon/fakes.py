@@ -7,17 +7,20 @@ Only the tests construct it (through ``bright_box_factory``, handed to
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 import numpy as np
 
 from detectord.daemon.config import ModelConfig
-from detectord.detection import COCO_CATEGORIES, PERSON, Detections, ModelInfo
+from detectord.detection import Detections, ModelInfo
+
+PERSON = 1
 
 
 class BrightBoxDetector:
     info = ModelInfo(name="bright-box", weights="none", precision="fp32", device="cpu", profile="test")
-    categories = COCO_CATEGORIES
+    categories = ("__background__", "person")
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         out = []
@@ -54,3 +57,15 @@ class StuckDetector(BrightBoxDetector):
 
 def stuck_factory(config: ModelConfig, frame_size: tuple[int, int]) -> StuckDetector:
     return StuckDetector()
+
+
+class SlowDetector(BrightBoxDetector):
+    """A tenth of a second per call, whatever the batch: inference is the bottleneck, as on a real CPU."""
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        time.sleep(0.1)
+        return super().__call__(frames)
+
+
+def slow_factory(config: ModelConfig, frame_size: tuple[int, int]) -> SlowDetector:
+    return SlowDetector()

@@ -1,7 +1,8 @@
 """Run the live daemon with a test-double detector: ``python -m tests.daemon.live_runner FACTORY ARGS…``.
 
-FACTORY is ``bright`` (finds the synthetic video's rectangle) or ``stuck``
-(answers a few frames, then hangs like a wedged GPU driver). ARGS are the
+FACTORY is ``bright`` (finds the synthetic video's rectangle), ``slow`` (the
+same, a tenth of a second per call) or ``stuck`` (answers a few frames, then
+hangs like a wedged GPU driver). ARGS are the
 daemon's own command-line flags, parsed by its own parser. The command
 line of ``detectord`` itself cannot reach these doubles.
 """
@@ -15,9 +16,9 @@ from detectord.daemon.cli import get_args_parser, live_config
 from detectord.daemon.live import run_daemon
 from detectord.daemon.logs import configure_logging
 
-from .fakes import bright_box_factory, stuck_factory
+from .fakes import bright_box_factory, slow_factory, stuck_factory
 
-FACTORIES = {"bright": bright_box_factory, "stuck": stuck_factory}
+FACTORIES = {"bright": bright_box_factory, "stuck": stuck_factory, "slow": slow_factory}
 
 
 def main(argv: list[str]) -> int:

@@ -88,10 +88,14 @@ def test_frames_reach_a_subscriber_with_the_documented_payloads(
     tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
 ) -> None:
     daemon = Running(tmp_path, broker.port)
+
+    def measured() -> bool:
+        """Stats published after frames were: a stats message before the first frame has no latencies yet."""
+        stats = subscriber.on("/stats")
+        return bool(stats) and json.loads(stats[-1].payload)["latency"]["end_to_end"] is not None
+
     try:
-        assert subscriber.wait_for(lambda: len(subscriber.on("/frame")) >= 8 and subscriber.on("/stats")), (
-            daemon.log.read_text()
-        )
+        assert subscriber.wait_for(lambda: len(subscriber.on("/frame")) >= 8 and measured()), daemon.log.read_text()
         assert _last(subscriber, daemon.topic("status")) == b"online"
         detections = {}
         for message in subscriber.on("/detections"):
@@ -291,3 +295,36 @@ def test_a_bad_source_or_config_is_one_line_and_a_nonzero_exit(tmp_path: Path) -
     assert len(bad.stderr.strip().splitlines()) == 1
     config.write_text("[mqtt]\nport = 70000\n")
     assert "mqtt.port must be between 1 and 65535" in run("--config", str(config), "--source", "0").stderr
+
+
+def test_only_the_inference_stage_loads_torch_and_the_stats_say_what_each_process_holds(
+    tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
+) -> None:
+    """The real command line with the real (untrained, small) model: no torch outside inference."""
+    video = write_video(tmp_path / "live.mp4", frames=40)
+    camera = f"m{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "daemon.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "detectord.daemon", "--source", str(video.path), "--loop", "--camera", camera,
+         "--model", "fasterrcnn_mobilenet_v3_large_320_fpn", "--weights", "random",
+         "--mqtt-port", str(broker.port)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=log.open("w"), start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert subscriber.wait_for(lambda: len(subscriber.on(f"{camera}/stats")) >= 1, 120), log.read_text()
+        supervisor = psutil.Process(process.pid)
+        stages = {child.name(): child for child in supervisor.children() if child.name().startswith("detectord-")}
+        assert set(stages) == {"detectord-captu", "detectord-infer", "detectord-publi"}
+
+        def maps_torch(proc: psutil.Process) -> bool:
+            return any("libtorch" in m.path for m in proc.memory_maps())
+
+        assert maps_torch(stages["detectord-infer"])
+        for proc in (supervisor, stages["detectord-captu"], stages["detectord-publi"]):
+            assert not maps_torch(proc), f"{proc.name()} loaded torch"
+        stats = json.loads(subscriber.on(f"{camera}/stats")[-1].payload)
+        assert stats["supervisor"]["pid"] == process.pid and stats["supervisor"]["uss_mb"] > 0
+        assert all(stage["uss_mb"] > 0 for stage in stats["stages"].values())
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        assert process.wait(30) == 0, log.read_text()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from detectord.daemon.cli import main
 from detectord.daemon.cli.install import InstallError, Plan, install
+from detectord.daemon.cli.main import main
 
 EXECUTABLE = Path(sys.prefix) / "bin" / "detectord"
 analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")

@@ -104,6 +104,7 @@ def stats(source_status: str = "streaming", inference_fps: float = 3.5) -> dict[
              "rss_mb": 900.0}  # fmt: skip
     return build_stats(
         camera="front",
+        host="cellar",
         ts=time.time(),
         uptime_s=10.0,
         source_status=source_status,
@@ -111,6 +112,7 @@ def stats(source_status: str = "streaming", inference_fps: float = 3.5) -> dict[
         drops={"capture": 0},
         latency={"end_to_end": None},
         mqtt={"connected": True, "connections": 1, "sent": 10},
+        supervisor={"pid": 1233, "cpu_percent": 1.0, "rss_mb": 50.0, "uss_mb": 25.0},
     )
 
 

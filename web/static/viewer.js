@@ -53,8 +53,12 @@ function showStats(cam, stats) {
   const e2e = median(cam.latencies);
   if (e2e !== null) rows.push(["capture → browser p50", `${e2e.toFixed(0)} ms`]);
   if (stats) {
+    if (stats.host) rows.push(["host", stats.host]);
     for (const [stage, s] of Object.entries(stats.stages || {})) {
-      rows.push([`${stage} fps`, `${s.fps}` + (s.cpu_percent !== null ? ` (cpu ${s.cpu_percent}%)` : "")]);
+      const usage = [];
+      if (s.cpu_percent !== null) usage.push(`cpu ${s.cpu_percent}%`);
+      if (s.uss_mb !== null) usage.push(`${s.uss_mb} MB`);
+      rows.push([`${stage} fps`, `${s.fps}` + (usage.length ? ` (${usage.join(", ")})` : "")]);
     }
     for (const [stage, p] of Object.entries(stats.latency || {})) {
       if (p) rows.push([`${stage.replaceAll("_", " ")} p50`, `${p.p50_ms} ms`]);

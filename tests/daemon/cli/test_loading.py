@@ -41,3 +41,27 @@ def test_model_options_are_checked_by_detection_and_named_by_their_key() -> None
         ModelConfig(precision="int8-static")
     with pytest.raises(ConfigError, match=r"^camera 'a b': use 1-64 letters"):
         build(DaemonConfig, {"camera": "a b", "source": {"uri": "0"}})
+
+
+def test_a_camera_overrides_one_main_person_setting_and_keeps_the_others(tmp_path: Path) -> None:
+    path = tmp_path / "cameras.toml"
+    path.write_text(
+        "[main_person]\nmax_gap = 3\n"
+        '[[cameras]]\nname = "front"\n[cameras.source]\nuri = "0"\n[cameras.main_person]\nscore_threshold = 0.8\n'
+        '[[cameras]]\nname = "back"\n[cameras.source]\nuri = "1"\n[cameras.frame]\nwidth = 320\nheight = 180\n'
+    )
+    config = live_config(get_args_parser().parse_args(["--config", str(path)]), {})
+    front, back = config.live_cameras
+    assert config.main_person_of(front).score_threshold == 0.8 and config.main_person_of(front).max_gap == 3
+    assert config.main_person_of(back) == config.main_person and config.frame_of(back).size == (320, 180)
+    assert config.frame_of(front) == config.frame
+    again = tmp_path / "again.toml"
+    again.write_text(to_toml(config))
+    assert live_config(get_args_parser().parse_args(["--config", str(again)]), {}) == config
+
+
+def test_a_camera_flag_beside_cameras_tables_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "cameras.toml"
+    path.write_text('[[cameras]]\nname = "front"\n[cameras.source]\nuri = "0"\n')
+    with pytest.raises(ConfigError, match="both forms"):
+        live_config(get_args_parser().parse_args(["--config", str(path), "--source", "1"]), {})

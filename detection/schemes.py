@@ -1,0 +1,65 @@
+"""Precision schemes by name: what each is, where it runs, what it needs (no torch needed to ask).
+
+``precision.apply_precision`` does the converting; this module only answers
+questions about a scheme, so a configuration can be validated in a process
+that never loads a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import PrecisionError
+
+SCHEMES = ("fp32", "fp32-fused", "fp16", "mixed", "autocast", "int8-dynamic", "int8-static")
+CHANNELS_LAST = "+channels_last"
+
+
+@dataclass(frozen=True)
+class Precision:
+    scheme: str
+    channels_last: bool = False
+
+    @classmethod
+    def parse(cls, name: str) -> Precision:
+        scheme, cl = (name[: -len(CHANNELS_LAST)], True) if name.endswith(CHANNELS_LAST) else (name, False)
+        if scheme not in SCHEMES:
+            raise PrecisionError(
+                f"unknown precision {name!r}; choose one of {', '.join(SCHEMES)} (optionally with {CHANNELS_LAST})"
+            )
+        return cls(scheme, cl)
+
+    @property
+    def name(self) -> str:
+        return self.scheme + (CHANNELS_LAST if self.channels_last else "")
+
+    def check_calibration(self, calibration: Path | None) -> None:
+        """int8-static needs a calibration artifact, and nothing else takes one."""
+        if self.scheme == "int8-static" and calibration is None:
+            raise PrecisionError("int8-static needs a calibration file (make one with: detectord calibrate VIDEO)")
+        if calibration is not None and self.scheme != "int8-static":
+            raise PrecisionError(f"a calibration file only applies to int8-static, not {self.name}")
+        if calibration is not None and not calibration.is_file():
+            raise PrecisionError(f"no such calibration file: {str(calibration)!r}")
+
+    @property
+    def device_types(self) -> frozenset[str]:
+        """The kinds of device (``cpu``, ``cuda``) this scheme runs on."""
+        if self.scheme in ("fp16", "mixed"):
+            return frozenset({"cuda"})
+        if self.scheme.startswith("int8"):
+            return frozenset({"cpu"})
+        return frozenset({"cpu", "cuda"})
+
+    def check_device(self, device_type: str) -> None:
+        """Refuse, with the reason, what this kind of device (``cpu``, ``cuda``) cannot run."""
+        if self.scheme in ("fp16", "mixed") and device_type != "cuda":
+            raise PrecisionError(
+                f"{self.scheme} needs a CUDA device: on the CPU torchvision's nms has no float16 kernel and "
+                "float16 convolutions are emulated; on the CPU use int8-static, int8-dynamic or fp32-fused"
+            )
+        if self.scheme.startswith("int8") and device_type != "cpu":
+            raise PrecisionError(
+                f"{self.scheme} runs on the CPU (PyTorch's x86 int8 kernels); on {device_type} use fp16 or mixed"
+            )
