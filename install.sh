@@ -9,10 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
-# mosquitto: the MQTT broker the daemon publishes to and the tests start.
+# mosquitto: the MQTT broker the daemon publishes to and the tests start; mosquitto-clients: mosquitto_sub.
 # systemd: systemd-analyze checks the unit files (already there on most systems).
+# systemd-container: systemd-nspawn, which boots a throwaway container to test the units under a real systemd.
 # chromium, chromium-driver: the viewer's browser tests (headless; nothing is downloaded).
-APT_PACKAGES=(mosquitto systemd chromium chromium-driver)
+APT_PACKAGES=(mosquitto mosquitto-clients systemd systemd-container chromium chromium-driver)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

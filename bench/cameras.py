@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -36,7 +35,7 @@ import numpy as np
 import psutil
 
 from detectord.daemon.cli.mosquitto import Mosquitto
-from detectord.detection.devices import cpu_description
+from detectord.detection.devices import describe_machine
 
 KEYS = ("pss_mb", "aggregate_fps", "fps_min", "fps_median", "fps_max", "e2e_p50_ms", "cpu_percent")
 
@@ -214,7 +213,6 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    model, flags = cpu_description()
     counts = [int(n) for n in args.cameras.split(",")]
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -228,8 +226,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 sys.stderr.write(f"{cameras} camera(s), {key}: {run[key]}\n")
             runs.append(run)
     results = {
-        "machine": f"{model}, {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-        "cpu_flags": list(flags),
+        **describe_machine(),
         "video": str(args.video),
         "fps": args.fps,
         "seconds": args.seconds,
@@ -237,9 +234,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "weights": args.weights,
         "runs": runs,
     }
-    sys.stdout.write(format_table(results) + "\n")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    sys.stdout.write(format_table(results) + "\n")
     return results
 
 

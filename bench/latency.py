@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -32,33 +31,47 @@ import gmqtt
 import numpy as np
 
 from detectord.daemon.cli.mosquitto import Mosquitto
+from detectord.detection.devices import describe_machine
 
 CAMERA = "bench"
 STAGES = ("capture_to_inference", "inference", "inference_to_publish", "publish_to_subscriber")
 
 
-async def collect(port: int, count: int, warmup: int, timeout: float) -> list[tuple[dict[str, Any], float]]:
-    """(detections payload, receive time) of ``count`` messages after ``warmup`` ones."""
+async def collect(
+    port: int, count: int, warmup: int, timeout: float
+) -> tuple[list[tuple[dict[str, Any], float]], dict[str, Any]]:
+    """(detections payload, receive time) of ``count`` messages after ``warmup`` ones, and the last stats."""
     received: list[tuple[dict[str, Any], float]] = []
+    stats: dict[str, Any] = {}
     done = asyncio.Event()
 
     def on_message(client: gmqtt.Client, topic: str, payload: bytes, qos: int, properties: Any) -> int:
         at = time.time()
         if topic.endswith("/detections"):
             received.append((json.loads(payload), at))
-            if len(received) >= warmup + count:
-                done.set()
+        elif topic.endswith("/stats") and len(received) >= warmup:
+            stats.update(json.loads(payload))
+        if len(received) >= warmup + count and stats:
+            done.set()
         return 0
 
     client = gmqtt.Client(f"latency-bench-{os.getpid()}")
     client.on_message = on_message
-    client.on_connect = lambda c, *_: c.subscribe(f"detector/{CAMERA}/detections", qos=0)
+    client.on_connect = lambda c, *_: [
+        c.subscribe(f"detector/{CAMERA}/{kind}", qos=0) for kind in ("detections", "stats")
+    ]
     await client.connect("127.0.0.1", port)
     try:
         await asyncio.wait_for(done.wait(), timeout)
     finally:
         await client.disconnect()
-    return received[warmup : warmup + count]
+    return received[warmup : warmup + count], stats
+
+
+def memory(stats: dict[str, Any]) -> dict[str, float | None]:
+    """Each process's unique memory (USS, MB), from the daemon's own stats: what it alone holds."""
+    processes = {name: stage.get("uss_mb") for name, stage in stats.get("stages", {}).items()}
+    return {"supervisor": stats.get("supervisor", {}).get("uss_mb"), **processes}
 
 
 def _percentiles(values_s: list[float]) -> dict[str, float]:
@@ -108,7 +121,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             stdout=subprocess.DEVNULL, stderr=log.open("w"), start_new_session=True,
         )  # fmt: skip
         try:
-            messages = asyncio.run(collect(broker.port, args.frames, args.warmup, args.timeout))
+            messages, stats = asyncio.run(collect(broker.port, args.frames, args.warmup, args.timeout))
         except TimeoutError:
             raise SystemExit(
                 f"no {args.frames} frames within {args.timeout:.0f} s; daemon log:\n{log.read_text()}"
@@ -119,10 +132,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             broker.stop()
     results = {
         **summarise(messages),
+        "uss_mb": memory(stats),
+        "precision": stats and messages[-1][0]["model"]["precision"],
         "video": str(args.video),
         "weights": args.weights,
         "daemon_flags": args.daemon_flags,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        **describe_machine(),
     }
     sys.stdout.write(format_table(results) + "\n")
     if args.json:
@@ -134,7 +149,8 @@ def format_table(r: dict[str, Any]) -> str:
     lines = [
         f"live latency: detectord on {r['video']} (paced, looping), weights {r['weights']}, "
         f"flags {' '.join(r['daemon_flags']) or '(defaults)'}",
-        f"machine: {r['machine']}",
+        f"machine: {r['machine']}; CPU flags: {', '.join(r['cpu_flags']) or 'none of interest'}; "
+        f"precision {r['precision']}",
         f"{r['frames']} frames published and measured; {r['dropped']} captured frames never published "
         "(the newest frame wins while the model is busy)",
         "",
@@ -145,6 +161,8 @@ def format_table(r: dict[str, Any]) -> str:
     lines += [f"| {name} | {s['p50_ms']:.1f} | {s['p90_ms']:.1f} | {s['p99_ms']:.1f} |" for name, s in rows]
     overhead = r["end_to_end"]["p50_ms"] - r["inference"]["p50_ms"]
     lines += ["", f"end-to-end p50 - inference p50 = {overhead:.1f} ms (what the pipeline adds to the model)"]
+    lines += ["", "| process | unique memory (USS) MB |", "| --- | ---: |"]
+    lines += [f"| {name} | {mb if mb is not None else '-'} |" for name, mb in r["uss_mb"].items()]
     return "\n".join(lines)
 
 

@@ -13,9 +13,11 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .cli.progress import Progress
 from .config import AnalyzeConfig
+from .output_files import StagedFile
 from .pipeline.job import POLL_S, Job, run_job
 from .pipeline.ringset import RingSet
 from .pipeline.supervisor import Stage, finish_for, stop_signals
@@ -43,6 +45,15 @@ class AnalysisSummary:
     interrupted: bool
 
     @property
+    def partial(self) -> bool:
+        """The video ended well before the frames its container announced (truncated or corrupt).
+
+        A frame or two (or 1%) short is tolerated: containers round their frame counts.
+        """
+        expected = self.expected_frames
+        return not self.interrupted and expected > 0 and self.frames < expected - max(2, expected // 100)
+
+    @property
     def fps(self) -> float:
         return self.frames / self.processing_s if self.processing_s > 0 else 0.0
 
@@ -63,10 +74,18 @@ class Analysis(Job):
     stages = ("capture", "inference", "writer")
 
     def __init__(
-        self, config: AnalyzeConfig, video: VideoInfo, log_level: int, progress: bool | None, factory: DetectorFactory
+        self,
+        config: AnalyzeConfig,
+        video: VideoInfo,
+        log_level: int,
+        progress: bool | None,
+        factory: DetectorFactory,
+        files: tuple[Path, Path | None],
     ) -> None:
         super().__init__(log_level)
         self.config = config
+        self.files = files
+        """Where the writer writes the lines and the annotated video (staged beside the targets)."""
         self.video = video
         self.factory = factory
         self.started = time.monotonic()
@@ -101,9 +120,8 @@ class Analysis(Job):
             return self.supervisor.start(
                 name, run_inference, handles, 0, cfg.model, (cfg.main_person,), cfg.batch, self.factory
             )
-        return self.supervisor.start(
-            name, run_writer, handles, cfg.out, cfg.annotated, self.video.fps, self.control_receive
-        )
+        out, annotated = self.files
+        return self.supervisor.start(name, run_writer, handles, out, annotated, self.video.fps, self.control_receive)
 
     def wait(self) -> None:
         self.supervisor.stages["writer"].process.join(POLL_S)
@@ -171,10 +189,30 @@ def analyze(
     """
     config.model.check_runnable()
     video = probe_video(config.video)
-    job = Analysis(config, video, log_level, progress, detector_factory)
-    with stop_signals() as interrupt:
-        run_job(job, interrupt)
-    return job.summary()
+    out = StagedFile(config.out)
+    annotated = None
+    try:
+        annotated = StagedFile(config.annotated) if config.annotated is not None else None
+        job = Analysis(
+            config, video, log_level, progress, detector_factory, (out.path, annotated.path if annotated else None)
+        )
+        with stop_signals() as interrupt:
+            run_job(job, interrupt)
+        summary = job.summary()
+    except BaseException as exc:
+        kept = out.salvage()
+        if annotated is not None:
+            annotated.discard()
+        if isinstance(exc, AnalysisFailed):
+            where = f"the lines written are in {kept}" if kept else "no line was written"
+            if config.out.exists() and kept != config.out:
+                where += f"; {config.out} is as it was"
+            raise AnalysisFailed(f"{exc}; {where}") from None
+        raise
+    out.commit()
+    if annotated is not None:
+        annotated.commit()
+    return summary
 
 
 def _draw(bar: Progress, reports: dict[str, StageReport], since: float) -> None:

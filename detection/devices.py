@@ -9,9 +9,11 @@ child interpreter instead, and only when the answer matters.
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import subprocess
 import sys
+from typing import Any
 
 from .errors import ModelOptionError
 from .options import check_device_name
@@ -50,6 +52,13 @@ def cuda_available() -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
+
+
+def describe_machine() -> dict[str, Any]:
+    """``machine`` (CPU model, architecture, cores, Python) and ``cpu_flags``: what every benchmark prints."""
+    model, flags = cpu_description()
+    machine = f"{model}, {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    return {"machine": machine, "cpu_flags": list(flags)}
 
 
 def resolve_device_name(device: str) -> str:

@@ -76,8 +76,12 @@ def _state_dict_from(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise WeightsError(f"no such weights file: {path}") from None
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"{path} is not a PyTorch weights file ({reason})") from None
+        # torch's own text runs to paragraphs and suggests weights_only=False, which would run
+        # whatever code the file holds: say what is wrong in our words, never pass that on.
+        raise WeightsError(
+            f"{path} is not a PyTorch weights file torch can load safely ({type(exc).__name__}); "
+            "give a state_dict saved with torch.save"
+        ) from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     if not isinstance(state, dict):

@@ -19,6 +19,23 @@ from .schemes import Precision
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
+WEIGHTS_MAGIC = (b"PK\x03\x04", b"\x80")
+"""How a file torch.save wrote starts: a zip archive, or (before torch 1.6) a pickle."""
+
+
+def check_weights_file(path: Path) -> None:
+    """A weights file must exist and look like something torch.save wrote; the rest is checked at load."""
+    if not path.is_file():
+        raise ModelOptionError("weights", f"no such file {str(path)!r} (or use 'default' or 'random')")
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise ModelOptionError("weights", f"cannot read {path}: {exc.strerror}") from None
+    if not head.startswith(WEIGHTS_MAGIC):
+        raise ModelOptionError("weights", f"{path} is not a PyTorch weights file (torch.save writes a zip archive)")
+
+
 def check_device_name(device: str) -> str:
     """``device`` if it is auto, cpu, cuda or cuda:N (whether this machine has it is checked at load)."""
     if not _DEVICE_RE.match(device):
@@ -41,8 +58,8 @@ def check_options(
         raise ModelOptionError("name", f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     if profile not in PROFILES:
         raise ModelOptionError("profile", f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    if weights not in ("default", "random") and not Path(weights).is_file():
-        raise ModelOptionError("weights", f"no such file {weights!r} (or use 'default' or 'random')")
+    if weights not in ("default", "random"):
+        check_weights_file(Path(weights))
     if score_threshold is not None and not 0.0 <= score_threshold <= 1.0:
         raise ModelOptionError("score_threshold", f"must be in [0, 1], got {score_threshold}")
     check_device_name(device)

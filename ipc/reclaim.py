@@ -12,10 +12,21 @@ import contextlib
 import logging
 from multiprocessing.shared_memory import SharedMemory
 from multiprocessing.synchronize import Lock, Semaphore
+from typing import Any
 
 from . import segment
 from .handle import RingInUseError
-from .header import read_header
+from .header import (
+    CONTROL_WORDS,
+    HEADER_BYTES,
+    READER_PID,
+    READER_START_US,
+    READER_WORDS,
+    WRITER_PID,
+    WRITER_START_US,
+    control_bytes,
+    read_header,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +48,22 @@ def _unlink_semaphore(name: str) -> None:
         sem_unlink(name)
 
 
+def _live_endpoints(buf: memoryview, meta: dict[str, Any]) -> list[int]:
+    """The pids of the writer and readers recorded in the control block that still run."""
+    try:
+        readers = int(meta["readers"])
+        words = buf[HEADER_BYTES : HEADER_BYTES + control_bytes(int(meta["slots"]), readers)].cast("q")
+    except (KeyError, ValueError, TypeError):
+        return []
+    holders = [(words[WRITER_PID], words[WRITER_START_US])]
+    for reader in range(readers):
+        row = CONTROL_WORDS + reader * READER_WORDS
+        holders.append((words[row + READER_PID], words[row + READER_START_US]))
+    alive = sorted({pid for pid, start in holders if pid > 0 and segment.process_alive(pid, start / 1e6)})
+    words.release()
+    return alive
+
+
 def create_or_reclaim(name: str, size: int) -> SharedMemory:
     """A new segment called ``name``; a stale one of that name is removed first."""
     try:
@@ -46,6 +73,7 @@ def create_or_reclaim(name: str, size: int) -> SharedMemory:
     old = segment.attach(name)
     try:
         meta = read_header(segment.buffer(old))
+        attached = _live_endpoints(segment.buffer(old), meta) if meta is not None else []
     finally:
         old.close()
     if meta is None:
@@ -58,6 +86,12 @@ def create_or_reclaim(name: str, size: int) -> SharedMemory:
         raise RingInUseError(
             f"shared-memory segment {name!r} belongs to running process {pid}; "
             "is another detectord running with the same instance name?"
+        )
+    if attached:
+        raise RingInUseError(
+            f"shared-memory segment {name!r} is still used by running process{'es' if len(attached) > 1 else ''} "
+            f"{', '.join(str(p) for p in attached)}, though its owner {pid} is gone; stop "
+            f"{'them' if len(attached) > 1 else 'it'} first"
         )
     log.warning("reclaiming stale shared-memory segment %s left by dead process %d", name, pid)
     for sem in meta.get("semaphores", []):

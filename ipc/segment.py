@@ -116,12 +116,16 @@ def process_start_time(pid: int) -> float:
 def process_alive(pid: int, start_time: float) -> bool:
     """Whether the process that recorded (pid, start_time) still runs: the one liveness rule of ipc.
 
-    The start time tells a recycled pid from the process that recorded it.
+    The start time tells a recycled pid from the process that recorded it; a
+    zombie (killed, not yet reaped) runs no more and holds no mapping.
     """
     if pid <= 0:
         return False
     try:
-        return abs(process_start_time(pid) - start_time) < 0.01
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return abs(process.create_time() - start_time) < 0.01
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return False
     except psutil.AccessDenied:

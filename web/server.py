@@ -112,6 +112,16 @@ class ViewerSocket(websocket.WebSocketHandler):
             self.client = None
 
 
+class StaticHandler(web.StaticFileHandler):
+    """The page's files. A path no file can have (a NUL byte) is a bad request, not a server error."""
+
+    @classmethod
+    def get_absolute_path(cls, root: str, path: str) -> str:
+        if "\x00" in path:
+            raise web.HTTPError(400)
+        return str(super().get_absolute_path(root, path))
+
+
 def make_app(hub: Hub, access: Access, bridge_connected: Any) -> web.Application:
     deps = {"hub": hub, "access": access, "bridge_connected": bridge_connected}
     return web.Application(
@@ -120,7 +130,7 @@ def make_app(hub: Hub, access: Access, bridge_connected: Any) -> web.Application
             (r"/ws", ViewerSocket, {"hub": hub, "access": access}),
             (r"/healthz", HealthHandler, deps),
             (r"/api/cameras", CamerasHandler, deps),
-            (r"/static/(.*)", web.StaticFileHandler, {"path": str(STATIC)}),
+            (r"/static/(.*)", StaticHandler, {"path": str(STATIC)}),
         ],
         websocket_max_message_size=4096,
     )

@@ -12,6 +12,7 @@ import logging
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -73,18 +74,90 @@ def render(template: str, plan: Plan) -> str:
     return text
 
 
+MOVE_IT = (
+    "create the virtual environment from a system interpreter outside /root and /home (python3 -m venv "
+    "/opt/detectord with /usr/bin/python3) and install detectord there"
+)
+
+
+def interpreter_of(executable: Path) -> Path | None:
+    """The interpreter a console script runs: its ``#!`` line."""
+    try:
+        with executable.open("rb") as script:
+            first = script.readline(4096)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode(errors="replace").split()
+    return Path(words[0]) if words else None
+
+
+def what_runs(plan: Plan) -> list[tuple[str, Path]]:
+    """Every file the service needs, as systemd will find it: the executable, its interpreter (through every
+    symlink: a venv's ``bin/python`` is usually a link to the interpreter it was made from), and this
+    detectord's package."""
+    needed = [("detectord", hop) for hop in link_chain(plan.executable)]
+    interpreter = interpreter_of(plan.executable)
+    if interpreter is not None:
+        needed += [("its interpreter", hop) for hop in link_chain(interpreter)]
+    needed.append(("the detectord package", Path(__file__).resolve().parents[2]))
+    return needed
+
+
+def link_chain(path: Path) -> list[Path]:
+    """``path`` and every path its symbolic links lead through: the kernel must reach each of them."""
+    chain = [path]
+    while chain[-1].is_symlink() and len(chain) < 40:
+        target = Path(os.readlink(chain[-1]))
+        chain.append(target if target.is_absolute() else chain[-1].parent / target)
+    return chain
+
+
+def _others_may(path: Path, bit: int, user: pwd.struct_passwd | None) -> bool:
+    """Whether the service user may use ``path`` for ``bit`` (R, W or X): as its owner, its group, or other."""
+    mode = path.stat().st_mode
+    if user is not None and path.stat().st_uid == user.pw_uid:
+        return bool(mode & (bit << 6))
+    groups = {user.pw_gid, *(g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem)} if user else set()
+    if path.stat().st_gid in groups:
+        return bool(mode & (bit << 3))
+    return bool(mode & bit)
+
+
+def check_reachable(what: str, path: Path, user: pwd.struct_passwd | None) -> None:
+    """The service user can walk to ``path`` and read (and, for a file, run) it; InstallError naming the
+    directory or file that stops it."""
+    for directory in [*reversed(path.parents)] + ([path] if path.is_dir() else []):
+        if not _others_may(directory, stat.S_IXOTH, user):
+            raise InstallError(
+                f"the service user {USER} cannot reach {what} {path}: {directory} is mode "
+                f"{stat.filemode(directory.stat().st_mode)} (--allow-home cannot change that); {MOVE_IT}"
+            )
+    if path.is_file() and not _others_may(path, stat.S_IROTH, user):
+        raise InstallError(f"the service user {USER} cannot read {what} {path}; {MOVE_IT}")
+
+
 def _check(plan: Plan) -> None:
     if not plan.executable.is_file() or not os.access(plan.executable, os.X_OK):
         raise InstallError(f"{plan.executable} is not an executable detectord")
-    hidden = next((p for p in HIDDEN_BY_PROTECT_HOME if plan.executable.is_relative_to(p)), None)
-    if hidden is not None and not plan.allow_home:
-        raise InstallError(
-            f"{plan.executable} is under {hidden}, which the service's ProtectHome=yes hides: install detectord "
-            "under /opt (python3 -m venv /opt/detectord, then install it there) or pass --allow-home "
-            "(ProtectHome=read-only)"
-        )
-    if plan.live and os.geteuid() != 0:
+    for what, path in what_runs(plan):
+        hidden = next((p for p in HIDDEN_BY_PROTECT_HOME if path.is_relative_to(p)), None)
+        if hidden is not None and not plan.allow_home:
+            raise InstallError(
+                f"{what} {path} is under {hidden}, which the service's ProtectHome=yes hides: {MOVE_IT}, or pass "
+                "--allow-home (ProtectHome=read-only) if the service user can read it there"
+            )
+    if not plan.live:
+        return  # staging for a package: the paths are the target machine's business
+    if os.geteuid() != 0:
         raise InstallError("installing systemd units needs root: run it with sudo")
+    try:
+        user: pwd.struct_passwd | None = pwd.getpwnam(USER)
+    except KeyError:
+        user = None  # created by the install, in groups of its own: it reaches what "other" reaches
+    for what, path in what_runs(plan):
+        check_reachable(what, path, user)
 
 
 def _ensure_user() -> None:

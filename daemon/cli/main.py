@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from detectord.daemon.config import AnalyzeConfig, CalibrateConfig, ConfigError,
 from detectord.daemon.logs import configure_logging
 from detectord.daemon.pipeline.stage import StageError
 from detectord.detection import CalibrationError, PrecisionError, WeightsError
+from detectord.ipc import RingError
 
 from .loading import build, merge_overrides, read_toml, set_dotted
 from .parser import EXIT_USAGE, get_args_parser
@@ -27,6 +29,8 @@ from .parser import EXIT_USAGE, get_args_parser
 log = logging.getLogger("detectord")
 
 EXIT_ERROR = 1
+EXIT_PARTIAL = 3
+"""analyze: the video ended early (truncated or corrupt); every line decoded was written."""
 EXIT_INTERRUPTED = 130
 
 T = TypeVar("T")
@@ -95,6 +99,8 @@ def configure(
 def live_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> DaemonConfig:
     """The daemon's configuration: the TOML file, then the flags given, then validated as a whole."""
     data = read_toml(args.config) if args.config else {}
+    if args.config and isinstance(data.get("mqtt"), dict) and "password" in data["mqtt"]:
+        _warn_if_others_can_read(args.config)
     if "cameras" in data and ("camera" in data or "source" in data):
         raise ConfigError(
             f"{args.config}: both forms of camera configuration: use [[cameras]] tables (several cameras) or "
@@ -107,17 +113,45 @@ def live_config(args: argparse.Namespace, environ: dict[str, str] | None = None)
     return configure(DaemonConfig, args, LIVE_KEYS, data)
 
 
+def _warn_if_others_can_read(path: Path) -> None:
+    """A password in a file every user may read is a password every user knows (ssh refuses such keys)."""
+    mode = path.stat().st_mode
+    if mode & (stat.S_IROTH | stat.S_IWOTH):
+        log.warning(
+            "%s holds the MQTT password and every user can read it (mode %s); chmod 640 %s (or 600), or move the "
+            "password to the environment (DETECTORD_MQTT_PASSWORD)",
+            path,
+            stat.filemode(mode),
+            path,
+        )
+
+
 def _run_analyze(args: argparse.Namespace, log_level: int) -> int:
     from detectord.daemon.analyze import AnalysisFailed, analyze
+    from detectord.daemon.output_files import OutputError
 
     config = configure(AnalyzeConfig, args, ANALYZE_KEYS)
     try:
         summary = analyze(config, log_level=log_level, progress=args.progress)
-    except AnalysisFailed as exc:
-        log.error("%s; the lines written so far are in %s", exc, config.out)
+    except (AnalysisFailed, OutputError) as exc:
+        log.error("%s", exc)
         return EXIT_ERROR
     sys.stdout.write(summary.line() + "\n")
-    return EXIT_INTERRUPTED if summary.interrupted else 0
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    if summary.partial and not args.allow_partial:
+        log.error(
+            "%s ended after %d of the %d frames it announces (truncated or corrupt?); the %d lines are in %s; "
+            "exit status %d (--allow-partial: 0)",
+            config.video,
+            summary.frames,
+            summary.expected_frames,
+            summary.frames,
+            config.out,
+            EXIT_PARTIAL,
+        )
+        return EXIT_PARTIAL
+    return 0
 
 
 def _run_calibrate(args: argparse.Namespace) -> int:
@@ -228,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         log.error("%s", exc)
         return EXIT_USAGE
-    except (StageError, WeightsError, CalibrationError, PrecisionError) as exc:
+    except (StageError, WeightsError, CalibrationError, PrecisionError, RingError) as exc:
         log.error("%s", exc)
         return EXIT_ERROR
     except KeyboardInterrupt:

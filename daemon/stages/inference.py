@@ -76,7 +76,10 @@ class _Freshness:
         self._last = (frame_id, captured)
         if not self.interval_s or time.time() - captured <= self.interval_s / 2:
             return [ref]
-        newer = reader.read(1, timeout=1.5 * self.interval_s)
+        try:
+            newer = reader.read(1, timeout=1.5 * self.interval_s)
+        except EndOfStream:  # the source ended while we waited: the frame in hand is the last one
+            return [ref]
         if not newer:
             return [ref]
         ref.release()

@@ -25,3 +25,5 @@ def test_latency_bench_reports_every_stage_and_end_to_end(tmp_path: Path, capsys
     for stats in (*data["stages"].values(), data["end_to_end"]):
         assert set(stats) == {"p50_ms", "p90_ms", "p99_ms"}
     assert data["end_to_end"]["p50_ms"] >= data["inference"]["p50_ms"] > 0
+    assert set(data["uss_mb"]) == {"supervisor", "capture", "inference", "publish"}
+    assert all(mb > 0 for mb in data["uss_mb"].values()) and data["cpu_flags"] is not None

@@ -28,6 +28,12 @@ def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def _being_written(out: Path) -> int:
+    """Lines written so far: the writer fills a file beside ``out`` that replaces it at the end."""
+    staged = list(out.parent.glob(f".{out.name}.*.partial{out.suffix}"))
+    return sum(len(path.read_text().splitlines()) for path in staged)
+
+
 @pytest.mark.parametrize("batch", [1, 4, 7])
 def test_every_frame_once_in_order_with_boxes_in_427x240_pixels(
     clip: SyntheticVideo, tmp_path: Path, batch: int
@@ -110,7 +116,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_every_line_written(tmp_path: Path) -> No
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 2):
+    while time.monotonic() < deadline and _being_written(out) < 2:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the whole foreground group
     stdout, stderr = proc.communicate(timeout=60)
@@ -121,6 +127,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_every_line_written(tmp_path: Path) -> No
     assert 2 <= len(lines) < 200
     assert [line["frame"] for line in lines] == list(range(len(lines)))
     assert leftover_segments(proc.pid) == []
+    assert _being_written(out) == 0, "the staged file became the output"
 
 
 def _error(args: list[str]) -> tuple[int, str]:
@@ -196,3 +203,61 @@ def test_a_precision_this_run_cannot_use_is_one_line(tmp_path: Path, extra: list
     assert code != 0
     assert len(stderr.strip().splitlines()) == 1, stderr
     assert message in stderr
+
+
+def _avi(path: Path, frames: int) -> Path:
+    """An MJPEG AVI: its header announces the frame count, and a cut copy still decodes what is left."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25.0, (320, 240))
+    assert writer.isOpened()
+    for i in range(frames):
+        image = np.full((240, 320, 3), 40, np.uint8)
+        image[60:200, 10 + 4 * i : 60 + 4 * i] = 255
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def test_a_video_that_ends_early_keeps_its_lines_and_exits_3_unless_allowed(tmp_path: Path) -> None:
+    whole = _avi(tmp_path / "whole.avi", 60)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    out = tmp_path / "cut.jsonl"
+    args = [*DETECTORD, "analyze", str(cut), "--out", str(out), "--model", "fasterrcnn_mobilenet_v3_large_320_fpn",
+            "--weights", "random", "--device", "cpu"]  # fmt: skip
+    done = subprocess.run(args, capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 3, done.stderr
+    lines = _lines(out)
+    assert 0 < len(lines) < 60, "every decoded frame kept"
+    assert f"ended after {len(lines)} of the 60 frames it announces" in done.stderr
+    allowed = subprocess.run([*args, "--allow-partial"], capture_output=True, text=True, check=False, timeout=300)
+    assert allowed.returncode == 0, allowed.stderr
+    assert len(_lines(out)) == len(lines)
+
+
+def test_a_failed_analysis_leaves_an_existing_output_as_it_was(tmp_path: Path) -> None:
+    clip = write_video(tmp_path / "clip.mp4", frames=3)
+    keep = tmp_path / "keep.jsonl"
+    keep.write_text('{"frame":0}\n')
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not weights\n")
+    code, stderr = _error(["analyze", str(clip.path), "--out", str(keep), "--weights", str(notes)])
+    assert code != 0 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "is not a PyTorch weights file" in stderr
+    fake = tmp_path / "fake.pt"
+    fake.write_bytes(b"PK\x03\x04 but not a zip archive at all")
+    code, stderr = _error(["analyze", str(clip.path), "--out", str(keep), "--weights", str(fake), "--device", "cpu"])
+    assert code == 1, stderr
+    assert "weights_only" not in stderr and "Traceback" not in stderr, "our words, not torch's advice"
+    assert f"{keep} is as it was" in stderr
+    assert keep.read_text() == '{"frame":0}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "fake.pt", "keep.jsonl", "notes.txt"]
+
+
+@pytest.mark.parametrize("where", ["/sys/o.jsonl", "DIR"])
+def test_an_output_that_cannot_be_written_is_refused_before_the_model_loads(tmp_path: Path, where: str) -> None:
+    clip = write_video(tmp_path / "clip.mp4", frames=2)
+    out = str(tmp_path) if where == "DIR" else where
+    code, stderr = _error(["analyze", str(clip.path), "--out", out, "--weights", "random"])
+    assert code != 0 and len(stderr.strip().splitlines()) == 1, stderr
+    assert f"cannot write {out}" in stderr and "lines written" not in stderr
+    assert "RANDOM WEIGHTS" not in stderr, "refused before any model was built"

@@ -328,3 +328,59 @@ def test_only_the_inference_stage_loads_torch_and_the_stats_say_what_each_proces
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         assert process.wait(30) == 0, log.read_text()
+
+
+def test_a_second_daemon_with_the_same_camera_name_is_one_line_naming_the_first(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    first = Running(tmp_path, broker.port)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not first.segments():
+            time.sleep(0.2)
+        video = write_video(tmp_path / "second.mp4", frames=5)
+        done = subprocess.run(
+            [sys.executable, "-m", "detectord.daemon", "--source", str(video.path), "--camera", first.camera,
+             "--weights", "random", "--mqtt-port", str(broker.port)],
+            cwd=REPO, capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert f"belongs to running process {first.process.pid}" in done.stderr
+    finally:
+        assert first.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'camera = "caf\xe9"\n', "not UTF-8 text"),
+        (b'[source]\nuri = "0"\nstall_timeout_s = nan\n', "source.stall_timeout_s: expected a finite number"),
+        (b'[source]\nuri = "0"\n[mqtt]\nstats_interval_s = inf\n', "mqtt.stats_interval_s: expected a finite number"),
+        (b'camera = 5\n[source]\nuri = "0"\n', "camera: expected a string"),
+    ],
+    ids=["latin-1", "nan", "inf", "camera-int"],
+)
+def test_bad_values_in_a_configuration_file_are_one_line(tmp_path: Path, content: bytes, message: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_bytes(content)
+    done = subprocess.run(
+        [sys.executable, "-m", "detectord.daemon", "--check-config", "--config", str(config)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert (
+        message in done.stderr and str(config) in done.stderr if message == "not UTF-8 text" else message in done.stderr
+    )
+
+
+def test_a_password_in_a_configuration_every_user_can_read_is_warned_about(tmp_path: Path) -> None:
+    config = tmp_path / "detector.toml"
+    config.write_text('[source]\nuri = "0"\n[mqtt]\nusername = "u"\npassword = "secret"\n')
+    config.chmod(0o644)
+    check = [sys.executable, "-m", "detectord.daemon", "--check-config", "--config", str(config)]
+    done = subprocess.run(check, capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"{config} holds the MQTT password and every user can read it (mode -rw-r--r--)" in done.stderr
+    config.chmod(0o640)
+    done = subprocess.run(check, capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0 and "every user can read" not in done.stderr

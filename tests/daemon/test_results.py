@@ -54,3 +54,30 @@ def test_a_record_round_trips_and_its_frame_is_handed_to_the_downstream_reader()
         assert frames.stats().readers[downstream_reader].pinned == 0
     finally:
         rings.close()
+
+
+def test_waiting_for_a_fresher_frame_when_the_source_ends_is_not_an_error() -> None:
+    """The end of a file source raced inference: the wait for a fresher frame met the end of the stream."""
+    import multiprocessing as mp
+
+    from detectord.daemon.stages.inference import _Freshness
+
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    rings = RingSet({name: SHAPE}, name, 5, live=True, batch=1, workers=1, ctx=mp.get_context("spawn"))
+    try:
+        frames = rings.frames[name]
+        writer, reader = frames.writer(), frames.reader(0)
+        freshness = _Freshness()
+        for frame_id in range(3):
+            slot = writer.claim()
+            assert slot is not None
+            writer.publish(slot, frame_id=frame_id, capture_ts=time.time() - 1.0 + 0.01 * frame_id, pts=0.0)
+            (ref,) = reader.read(1, timeout=1)
+            if frame_id < 2:
+                assert freshness.fresher(reader, ref) == [ref]
+                ref.release()
+        writer.finish()
+        assert freshness.fresher(reader, ref) == [ref], "a second old frame, then the end: keep the frame in hand"
+        ref.release()
+    finally:
+        rings.close()

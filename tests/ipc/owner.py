@@ -1,7 +1,7 @@
 """A supervisor-like owner for lifetime tests: ``python -m tests.ipc.owner INSTANCE``.
 
 Creates a frame ring and a result ring, spawns one attached reader process,
-prints ``READY``, and runs until SIGTERM or SIGINT, then stops its child and
+prints ``READY`` once that reader has read a frame, and runs until SIGTERM or SIGINT, then stops its child and
 closes (unlinks) the rings, like the daemon's supervisor.
 """
 
@@ -45,14 +45,17 @@ def main(instance: str) -> int:
         child = ctx.Process(target=_reader, args=(frames.handle, results.handle), daemon=True)
         child.start()
         writer = frames.writer()
-        sys.stdout.write("READY\n")
-        sys.stdout.flush()
         frame_id = 0
+        ready = False
         while not stop.wait(0.01):
             slot = writer.claim()
             if slot is not None:
                 writer.publish(slot, frame_id=frame_id, capture_ts=time.time(), pts=0.0)
                 frame_id += 1
+            if not ready and frames.stats().readers[0].delivered > 0:  # the child is attached and reading
+                ready = True
+                sys.stdout.write("READY\n")
+                sys.stdout.flush()
         child.terminate()
         child.join(5)
     return 0

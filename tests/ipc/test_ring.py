@@ -13,6 +13,7 @@ from multiprocessing.context import SpawnContext
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from detectord.ipc import (
@@ -323,6 +324,26 @@ def test_a_live_owner_is_never_reclaimed(instance: str) -> None:
     finally:
         owner.terminate()
         owner.wait(timeout=15)
+
+
+def test_a_segment_whose_owner_died_is_not_taken_while_a_process_still_uses_it(instance: str) -> None:
+    """The owner is gone but its reader lives on (an orphaned stage): reclaiming would pull the ring from under it."""
+    owner = _start_owner(instance)
+    children = psutil.Process(owner.pid).children()
+    reader = next(c for c in children if "resource_tracker" not in " ".join(c.cmdline()))
+    for process in [p for p in children if p is not reader]:
+        process.kill()  # the resource tracker would unlink the segments when its owner dies
+    os.kill(owner.pid, signal.SIGKILL)
+    owner.wait(timeout=10)
+    try:
+        with pytest.raises(RingInUseError, match=f"still used by running process {reader.pid}"):
+            frame_ring(instance)
+    finally:
+        reader.kill()
+        reader.wait(10)
+    with frame_ring(instance), RecordRing.create(instance):
+        pass
+    assert _segments(instance) == []
 
 
 def _header(instance: str) -> dict[str, Any]:

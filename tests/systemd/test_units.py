@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from detectord.daemon.cli.install import InstallError, Plan, install
+from detectord.daemon.cli.install import InstallError, Plan, install, interpreter_of, what_runs
+from detectord.daemon.cli.install import _check as check
 from detectord.daemon.cli.main import main
 
 EXECUTABLE = Path(sys.prefix) / "bin" / "detectord"
@@ -85,3 +89,52 @@ def test_an_executable_that_protecthome_would_hide_is_refused(tmp_path: Path) ->
         patch.setattr("detectord.daemon.cli.install.HIDDEN_BY_PROTECT_HOME", (tmp_path,))
         with pytest.raises(InstallError, match="ProtectHome=yes hides"):
             install(plan)
+
+
+@pytest.fixture
+def venv_elsewhere() -> Iterator[tuple[Path, Path]]:
+    """A venv that others may enter, whose interpreter links into a directory only its owner may enter.
+
+    That is what a venv made from pyenv's Python looks like (its ``bin/python`` is a link into
+    ~/.pyenv, under a 0700 home), built here in throwaway directories.
+    """
+    outside = Path(tempfile.mkdtemp(prefix="detectord-venv-"))
+    private = Path(tempfile.mkdtemp(prefix="detectord-home-"))
+    try:
+        outside.chmod(0o755)
+        private.chmod(0o700)
+        (private / "python3").symlink_to(sys.executable)
+        (outside / "bin").mkdir(mode=0o755)
+        (outside / "bin" / "python").symlink_to(private / "python3")
+        detectord = outside / "bin" / "detectord"
+        detectord.write_text(f"#!{outside / 'bin' / 'python'}\nimport sys\n")
+        detectord.chmod(0o755)
+        yield detectord, private
+    finally:
+        shutil.rmtree(outside)
+        shutil.rmtree(private)
+
+
+def test_an_interpreter_the_service_user_cannot_reach_is_refused_at_install(
+    venv_elsewhere: tuple[Path, Path],
+) -> None:
+    """--allow-home does not make a 0700 directory enterable: the install says which path and what to do."""
+    if os.geteuid() != 0:
+        pytest.skip("a live install's checks run as root")
+    detectord, private = venv_elsewhere
+    plan = Plan(root=Path("/"), executable=detectord, allow_home=True, enable=False)
+    with pytest.raises(InstallError) as refused:
+        check(plan)
+    message = str(refused.value)
+    assert f"{private} is mode drwx------" in message and "its interpreter" in message
+    assert "python3 -m venv /opt/detectord" in message and "\n" not in message
+    assert interpreter_of(detectord) == detectord.parent / "python"
+
+
+def test_the_files_the_service_runs_include_the_interpreter_behind_every_link(
+    venv_elsewhere: tuple[Path, Path],
+) -> None:
+    detectord, _ = venv_elsewhere
+    plan = Plan(root=Path("/x"), executable=detectord, allow_home=False, enable=False)
+    paths = [path for _, path in what_runs(plan)]
+    assert detectord.parent / "python" in paths and Path(sys.executable).resolve() in paths

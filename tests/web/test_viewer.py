@@ -103,6 +103,26 @@ def test_payload_text_is_drawn_as_text_never_inserted_as_html(
     assert browser.execute_script("return window.owned === undefined")
 
 
+def test_malformed_retained_stats_never_reach_the_page(viewer: Viewer, mqtt: Subscriber) -> None:
+    mqtt.publish("detector/evil/stats", json.dumps({"stages": "x", "drops": 5, "latency": [1]}), retain=True)
+    mqtt.publish("detector/evil/status", "online", retain=True)
+
+    def seen() -> dict[str, Any] | None:
+        _, body = viewer.get("/api/cameras")
+        data = json.loads(body)
+        return data if data["cameras"].get("evil", {}).get("status") == "online" and data["malformed"] else None
+
+    found = _wait(seen)
+    assert found is not None and found["cameras"]["evil"]["stats"] is None
+
+
+def test_a_nul_byte_in_a_static_path_is_a_bad_request_without_a_traceback(viewer: Viewer) -> None:
+    status, _ = viewer.get("/static/viewer.js%00.css")
+    assert status in (400, 404)
+    assert viewer.get("/static/viewer.js")[0] == 200
+    assert "Traceback" not in viewer.log.read_text()
+
+
 def test_healthz_and_api_cameras_are_json(viewer: Viewer, mqtt: Subscriber) -> None:
     mqtt.publish("detector/front/status", "online", retain=True)
     mqtt.publish("detector/front/stats", json.dumps(stats(inference_fps=3.5)), retain=True)
