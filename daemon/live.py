@@ -11,9 +11,9 @@ whose source fails only ever delays itself. If a ring cannot be recovered
 is rebuilt. SIGTERM and SIGINT stop the stages in order, producers first,
 and unlink the shared memory. systemd hears READY, STATUS, WATCHDOG (only
 while every camera whose source delivers makes progress through inference)
-and STOPPING. Every second the supervisor assembles each camera's stats from
-what it owns and hands them to the publisher, which publishes the newest
-every ``stats_interval_s``.
+and STOPPING. Every ``stats_interval_s`` the supervisor assembles each
+camera's stats from what it owns and hands them to the publisher, which
+publishes the newest on its own ``stats_interval_s`` clock.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .pipeline.job import Job, run_job
 from .pipeline.notify import Notifier
 from .pipeline.ringset import RingSet
 from .pipeline.supervisor import Stage, stop_signals
-from .pipeline.telemetry import PipelineStats, StageRates
+from .pipeline.telemetry import PipelineStats, ProcessProbe, StageRates
 from .stages.capture import run_live_capture
 from .stages.inference import DetectorFactory, load_configured_detector, run_inference
 from .stages.publish import run_publisher
@@ -43,7 +43,7 @@ from .stages.sources import LiveSource
 log = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 1.0
-"""How often systemd hears the rates and the publisher gets fresh stats snapshots."""
+"""How often systemd hears the rates."""
 STALE_S = 5.0
 """A stage whose last report is older than this is stuck (stages report at least twice a second)."""
 BACKOFF_MIN_S = 1.0
@@ -76,12 +76,13 @@ class Daemon(Job):
         self.notifier = Notifier()
         self.restarts = {name: _Restart() for name in self.stages}
         self.rates = {name: StageRates() for name in self.cameras}
+        self.probe = ProcessProbe()
         self.host = socket.gethostname()
         self.ready = False
         self.started = time.monotonic()
         self._watchdog_due = 0.0
         self._watched: dict[str, tuple[int, int]] = {}
-        self._last_status = time.monotonic()
+        self._last_status = self._last_stats = time.monotonic()
         self._last_frames: dict[str, int] = {}
 
     # -- rings and stages -----------------------------------------------------------
@@ -158,8 +159,10 @@ class Daemon(Job):
         self._notify(now)
         if now - self._last_status >= STATUS_EVERY_S:
             self.notifier.send(f"STATUS={self._status(now - self._last_status)}")
-            control.send(self.control_send, control.STATS, self._stats())
             self._last_status = now
+        if now - self._last_stats >= self.config.mqtt.stats_interval_s:
+            control.send(self.control_send, control.STATS, self._stats())
+            self._last_stats = now
         return False
 
     def finish(self) -> None:
@@ -220,20 +223,24 @@ class Daemon(Job):
 
     def _stats(self) -> dict[str, PipelineStats]:
         """Each camera's stats: its capture, and its share of inference and publishing."""
-        supervisor = {"pid": os.getpid(), **next(iter(self.rates.values())).usage(os.getpid())}
         captures = {camera: stage for stage, camera in self.capture_stages.items()}
+        infos = {}
+        for camera in self.cameras:
+            names = {"capture": captures[camera], **{n: n for n in self.inference_stages}, "publish": "publish"}
+            infos[camera] = {key: self._stage_info(name, camera) for key, name in names.items()}
+        usage = self.probe.measure([os.getpid(), *(i["pid"] for info in infos.values() for i in info.values())])
+        supervisor = {"pid": os.getpid(), **usage[os.getpid()]}
         results = [ring.stats() for ring in self.rings.results]
         out = {}
         for camera, rates in self.rates.items():
-            names = {"capture": captures[camera], **{n: n for n in self.inference_stages}, "publish": "publish"}
-            info = {key: self._stage_info(name, camera) for key, name in names.items()}
+            info = infos[camera]
             frames = self.rings.frames[camera].stats()
             workers = frames.readers[: len(self.inference_stages)]
             out[camera] = PipelineStats(
                 host=self.host,
                 uptime_s=time.monotonic() - self.started,
                 source_status=info["capture"]["status"],
-                stages=rates.describe(info),
+                stages=rates.describe(info, usage),
                 drops={
                     "capture": frames.producer_drops,
                     "inference": sum(reader.dropped for reader in workers),

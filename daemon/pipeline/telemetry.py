@@ -118,35 +118,25 @@ def drain(pipes: Iterable[Connection], into: dict[str, StageReport], announcemen
             pipe.close()
 
 
-@dataclass
-class StageRates:
-    """Frames per second of each stage between two stats messages, and its process's CPU and memory."""
+NO_USAGE: dict[str, Any] = {"cpu_percent": None, "rss_mb": None, "uss_mb": None}
 
-    _last: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+@dataclass
+class ProcessProbe:
+    """CPU and memory of the pipeline's processes, each measured once per snapshot.
+
+    Stages shared by several cameras (inference, publish) appear in every
+    camera's stats; reading a large process's memory map is not cheap, so a
+    snapshot measures each pid once and every camera reads the same figures.
+    """
+
     _processes: dict[int, psutil.Process] = field(default_factory=dict)
 
-    def describe(self, stages: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        now = time.monotonic()
-        out: dict[str, dict[str, Any]] = {}
-        for name, info in stages.items():
-            frames = int(info.get("frames", 0))
-            then, before = self._last.get(name, (now, frames))
-            fps = (frames - before) / (now - then) if now > then and frames >= before else 0.0
-            self._last[name] = (now, frames)
-            out[name] = {
-                "fps": round(fps, 2),
-                "frames": frames,
-                "pid": info.get("pid"),
-                "restarts": info.get("restarts", 0),
-                "status": info.get("status", ""),
-                **self.usage(info.get("pid")),
-            }
-        return out
+    def measure(self, pids: Iterable[int | None]) -> dict[int, dict[str, Any]]:
+        return {pid: self._usage(pid) for pid in {pid for pid in pids if pid}}
 
-    def usage(self, pid: int | None) -> dict[str, Any]:
+    def _usage(self, pid: int) -> dict[str, Any]:
         """CPU percent since the last call, resident and unique memory (USS: what the process alone holds)."""
-        if not pid:
-            return {"cpu_percent": None, "rss_mb": None, "uss_mb": None}
         try:
             process = self._processes.setdefault(pid, psutil.Process(pid))
             with process.oneshot():
@@ -158,7 +148,36 @@ class StageRates:
                 }
         except psutil.Error:
             self._processes.pop(pid, None)
-            return {"cpu_percent": None, "rss_mb": None, "uss_mb": None}
+            return dict(NO_USAGE)
+
+
+@dataclass
+class StageRates:
+    """Frames per second of each stage between two stats snapshots (of one camera)."""
+
+    _last: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+    def describe(
+        self, stages: dict[str, dict[str, Any]], usage: dict[int, dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        """Each stage's rate and counters, with its process's ``usage`` (from ``ProcessProbe.measure``)."""
+        now = time.monotonic()
+        out: dict[str, dict[str, Any]] = {}
+        for name, info in stages.items():
+            frames = int(info.get("frames", 0))
+            then, before = self._last.get(name, (now, frames))
+            fps = (frames - before) / (now - then) if now > then and frames >= before else 0.0
+            self._last[name] = (now, frames)
+            pid = info.get("pid")
+            out[name] = {
+                "fps": round(fps, 2),
+                "frames": frames,
+                "pid": pid,
+                "restarts": info.get("restarts", 0),
+                "status": info.get("status", ""),
+                **usage.get(pid or 0, NO_USAGE),
+            }
+        return out
 
 
 @dataclass(frozen=True)
