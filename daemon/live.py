@@ -118,6 +118,7 @@ class Daemon(Job):
                 main_person,
                 cfg.inference.batch,
                 self.detector_factory,
+                name,
             )
         self.downstream_restarted()
         return self.supervisor.start(name, run_publisher, handles, cfg.mqtt, self.control_receive)

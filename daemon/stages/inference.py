@@ -93,6 +93,8 @@ class _Camera:
     name: str
     ring: FrameRing
     reader: RingReader[FrameRef]
+    size: tuple[int, int]
+    """(width, height) of its frames: cameras may differ."""
     tracker: Any
     freshness: _Freshness = field(default_factory=_Freshness)
     ended: bool = False
@@ -120,14 +122,12 @@ class _Worker:
         self.cameras: list[_Camera] = []
         for index, camera in enumerate(rings.cameras):
             ring = camera.attach()
-            self.cameras.append(
-                _Camera(index, camera.name, ring, ring.reader(worker), MainPersonTracker(main_person[index]))
-            )
+            tracker = MainPersonTracker(main_person[index])
+            self.cameras.append(_Camera(index, camera.name, ring, ring.reader(worker), camera.frame_size, tracker))
         self.result_ring = rings.attach_results(worker)
         self.writer: RingWriter = self.result_ring.writer()
         self.lossless = self.cameras[0].ring.mode is RingMode.LOSSLESS
         self._next = 0
-        self._sizes = {camera.index: rings.cameras[camera.index].frame_size for camera in self.cameras}
 
     def take(self) -> list[tuple[_Camera, FrameRef]] | None:
         """The frames of one round; [] when none is ready within a wait step, None once every stream ended."""
@@ -173,7 +173,7 @@ class _Worker:
         """Detect on ``taken`` (one model call per frame size), hand every frame on with its result."""
         started, clock = time.time(), time.perf_counter()
         found = []
-        for size, group in _by_size(taken, self._sizes).items():
+        for size, group in _by_size(taken).items():
             set_size = getattr(self.detector, "set_frame_size", None)
             if set_size is not None:
                 set_size(size)
@@ -199,12 +199,10 @@ class _Worker:
             camera.ring.close()
 
 
-def _by_size(
-    taken: list[tuple[_Camera, FrameRef]], sizes: dict[int, tuple[int, int]]
-) -> dict[tuple[int, int], list[tuple[_Camera, FrameRef]]]:
+def _by_size(taken: list[tuple[_Camera, FrameRef]]) -> dict[tuple[int, int], list[tuple[_Camera, FrameRef]]]:
     groups: dict[tuple[int, int], list[tuple[_Camera, FrameRef]]] = {}
     for camera, ref in taken:
-        groups.setdefault(sizes[camera.index], []).append((camera, ref))
+        groups.setdefault(camera.size, []).append((camera, ref))
     return groups
 
 
@@ -217,9 +215,10 @@ def run_inference(
     main_person: tuple[MainPersonConfig, ...],
     batch: int,
     detector_factory: DetectorFactory = load_configured_detector,
+    stage_name: str = "inference",
 ) -> None:
     """Worker ``worker``: rounds of frames through one model until every stream ends or ``stop``."""
-    meter = StageMeter(f"inference-{worker}" if rings.workers > 1 else "inference", reports)
+    meter = StageMeter(stage_name, reports)
     stage: _Worker | None = None
     taken: list[tuple[_Camera, FrameRef]] = []
     try:
