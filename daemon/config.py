@@ -220,6 +220,12 @@ class InferenceConfig:
             raise ConfigError(f"inference.workers must be between 1 and 8, got {self.workers}")
 
 
+BOTH_FORMS = (
+    "both forms of camera configuration: use [[cameras]] tables (several cameras) or camera and [source] "
+    "(one camera, also --camera and --source), not both"
+)
+
+
 @dataclass(frozen=True)
 class DaemonConfig:
     """``detectord``: live sources through capture -> inference -> publish, to MQTT.
@@ -246,10 +252,7 @@ class DaemonConfig:
             raise ConfigError(str(exc)) from None
         if self.cameras:
             if self.source.uri:
-                raise ConfigError(
-                    "both forms of camera configuration: use [[cameras]] tables (several cameras) or camera and "
-                    "[source] (one camera, also --camera and --source), not both"
-                )
+                raise ConfigError(BOTH_FORMS)
             seen: set[str] = set()
             for camera in self.cameras:
                 if camera.name in seen:

@@ -146,7 +146,7 @@ def _toml_value(value: Any, key: str) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else "inf" if value > 0 else "-inf")
+        return repr(value)  # finite: configuration refuses nan and inf
     if isinstance(value, str | Path):
         return json.dumps(str(value))  # a JSON string is a TOML basic string
     raise ConfigError(f"{key}: cannot write {value!r} to TOML")

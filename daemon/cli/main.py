@@ -17,7 +17,14 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from detectord.daemon.config import AnalyzeConfig, CalibrateConfig, ConfigError, DaemonConfig, DemoConfig
+from detectord.daemon.config import (
+    BOTH_FORMS,
+    AnalyzeConfig,
+    CalibrateConfig,
+    ConfigError,
+    DaemonConfig,
+    DemoConfig,
+)
 from detectord.daemon.logs import configure_logging
 from detectord.daemon.pipeline.stage import StageError
 from detectord.detection import CalibrationError, PrecisionError, WeightsError
@@ -102,10 +109,7 @@ def live_config(args: argparse.Namespace, environ: dict[str, str] | None = None)
     if args.config and isinstance(data.get("mqtt"), dict) and "password" in data["mqtt"]:
         _warn_if_others_can_read(args.config)
     if "cameras" in data and ("camera" in data or "source" in data):
-        raise ConfigError(
-            f"{args.config}: both forms of camera configuration: use [[cameras]] tables (several cameras) or "
-            "camera and [source] (one camera), not both"
-        )
+        raise ConfigError(f"{args.config}: {BOTH_FORMS}")
     merge_overrides(data, "cameras", ("frame", "main_person"))
     env = os.environ if environ is None else environ
     if "password" not in data.get("mqtt", {}) and args.mqtt_password is None and env.get("DETECTORD_MQTT_PASSWORD"):
