@@ -67,9 +67,13 @@ class BrokerConfig:
         return f"{self.host}:{self.port}"
 
 
-def make_client(config: BrokerConfig, default_client_id: str, will: gmqtt.Message | None = None) -> Any:
-    """A gmqtt client that reconnects by itself forever once it has connected."""
-    client = gmqtt.Client(config.client_id or default_client_id, will_message=will)
+def make_client(config: BrokerConfig, client_id: str, will: gmqtt.Message | None = None) -> Any:
+    """A gmqtt client called ``client_id`` that reconnects by itself forever once it has connected.
+
+    The caller chooses the id (``config.client_id`` or a default of its own): one process may hold
+    several connections, each of which needs its own.
+    """
+    client = gmqtt.Client(client_id, will_message=will)
     client.set_config({"reconnect_retries": -1, "reconnect_delay": RECONNECT_DELAY_S})
     if config.username is not None:
         client.set_auth_credentials(config.username, config.password)

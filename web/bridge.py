@@ -35,7 +35,7 @@ class Bridge:
         self.topics = config.topics
         self.connected = False
         self._last_complaint = 0.0
-        self.client = make_client(config, f"detector-web-{int(time.time() * 1000) % 100000}")
+        self.client = make_client(config, config.client_id or f"detector-web-{int(time.time() * 1000) % 100000}")
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message

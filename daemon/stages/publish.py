@@ -67,10 +67,26 @@ one client id take the session from each other on every reconnect (a broker that
 code 0x8E, like Mosquitto 2.0.11, only closes the socket)."""
 
 
+def client_id_for(mqtt: MqttConfig, camera: str, solo: bool) -> str:
+    """Each camera's connection needs a client id of its own: ``mqtt.client_id`` as it is for a single
+    camera, with the camera's name appended for several, ``detectord-<camera>`` when none is set."""
+    if not mqtt.client_id:
+        return f"detectord-{camera}"
+    return mqtt.client_id if solo else f"{mqtt.client_id}-{camera}"
+
+
 class Outlet:
     """One camera's side of the stage: its frame ring reader, its MQTT connection, its counters."""
 
-    def __init__(self, name: str, ring: FrameRing, reader: RingReader[FrameRef], mqtt: MqttConfig, solo: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        ring: FrameRing,
+        reader: RingReader[FrameRef],
+        size: tuple[int, int],
+        mqtt: MqttConfig,
+        client_id: str,
+    ) -> None:
         self.name = name
         self.ring = ring
         self.frames = reader
@@ -85,10 +101,9 @@ class Outlet:
         self.taken_over = False
         self.connected_at = 0.0
         self.short_lived = 0
-        client_id = mqtt.client_id if mqtt.client_id and solo else None
-        if mqtt.client_id and not solo:
-            client_id = f"{mqtt.client_id}-{name}"
-        self.client_id = client_id or f"detectord-{name}"
+        self.size = size
+        """(width, height) of the published frames."""
+        self.client_id = client_id
         will = gmqtt.Message(self.topics.topic(name, "status"), OFFLINE, qos=KINDS["status"].qos, retain=True)
         self.client = make_client(mqtt, self.client_id, will=will)
         self.client.on_connect = self._on_connect
@@ -144,7 +159,7 @@ class Outlet:
     def connected(self) -> bool:
         return bool(self.client.is_connected) and not self.taken_over
 
-    def publish(self, result: FrameResult, jpeg: bytes, model: LoadedModel, size: tuple[int, int]) -> None:
+    def publish(self, result: FrameResult, jpeg: bytes, model: LoadedModel) -> None:
         published = time.time()
         if not self.connected:
             self.unsent += 1
@@ -152,7 +167,7 @@ class Outlet:
         message = build_detections(
             camera=self.name,
             frame_id=result.frame_id,
-            size=size,
+            size=self.size,
             ts={
                 "capture": result.capture_ts,
                 "inference_start": result.inference_start,
@@ -215,8 +230,9 @@ class Publisher:
         solo = len(rings.cameras) == 1
         for camera in rings.cameras:
             ring = camera.attach()
-            self.outlets.append(Outlet(camera.name, ring, ring.reader(rings.downstream), mqtt, solo))
-        self.sizes = [camera.frame_size for camera in rings.cameras]
+            reader = ring.reader(rings.downstream)
+            client_id = client_id_for(mqtt, camera.name, solo)
+            self.outlets.append(Outlet(camera.name, ring, reader, camera.frame_size, mqtt, client_id))
 
     # -- results -------------------------------------------------------------------
 
@@ -288,7 +304,7 @@ class Publisher:
                 done = []
                 for result, jpeg in batch:
                     if self.model is not None:
-                        self.outlets[result.camera].publish(result, jpeg, self.model, self.sizes[result.camera])
+                        self.outlets[result.camera].publish(result, jpeg, self.model)
                         done.append(self.outlets[result.camera].name)
                 if batch:
                     self.meter.add(len(done), time.perf_counter() - clock, done)

@@ -81,3 +81,14 @@ def test_waiting_for_a_fresher_frame_when_the_source_ends_is_not_an_error() -> N
         ref.release()
     finally:
         rings.close()
+
+
+def test_every_camera_connects_with_a_client_id_of_its_own() -> None:
+    """Two connections with one client id take the session from each other: a configured id gets the camera."""
+    from detectord.daemon.config import MqttConfig
+    from detectord.daemon.stages.publish import client_id_for
+
+    assert client_id_for(MqttConfig(), "front", solo=True) == "detectord-front"
+    assert client_id_for(MqttConfig(client_id="mine"), "front", solo=True) == "mine"
+    named = MqttConfig(client_id="mine")
+    assert {client_id_for(named, camera, solo=False) for camera in ("front", "yard")} == {"mine-front", "mine-yard"}
