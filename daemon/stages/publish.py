@@ -47,10 +47,10 @@ from detectord.contract import (
 from detectord.contract.topics import KINDS
 from detectord.daemon.config import MqttConfig
 from detectord.daemon.pipeline import control
-from detectord.daemon.pipeline.ringset import RingHandles
+from detectord.daemon.pipeline.ringset import CameraRing, RingHandles
 from detectord.daemon.pipeline.telemetry import PipelineStats, StageMeter
 from detectord.daemon.results import FrameResult, LoadedModel, read_result
-from detectord.ipc import EndOfStream, FrameRef, FrameRing, RingReader, SlotRef, wait_any
+from detectord.ipc import EndOfStream, FrameRef, RingReader, SlotRef, wait_any
 
 from .latency import LatencyWindow
 
@@ -78,18 +78,14 @@ def client_id_for(mqtt: MqttConfig, camera: str, solo: bool) -> str:
 class Outlet:
     """One camera's side of the stage: its frame ring reader, its MQTT connection, its counters."""
 
-    def __init__(
-        self,
-        name: str,
-        ring: FrameRing,
-        reader: RingReader[FrameRef],
-        size: tuple[int, int],
-        mqtt: MqttConfig,
-        client_id: str,
-    ) -> None:
-        self.name = name
-        self.ring = ring
-        self.frames = reader
+    def __init__(self, camera: CameraRing, reader_index: int, mqtt: MqttConfig, client_id: str) -> None:
+        """Attaches the camera's frame ring as reader ``reader_index`` (the frames inference hands over)."""
+        self.name = camera.name
+        self.size = camera.frame_size
+        """(width, height) of the published frames."""
+        self.ring = camera.attach()
+        self.frames: RingReader[FrameRef] = self.ring.reader(reader_index)
+        self.client_id = client_id
         self.mqtt = mqtt
         self.topics = mqtt.topics
         self.latency = LatencyWindow()
@@ -101,10 +97,7 @@ class Outlet:
         self.taken_over = False
         self.connected_at = 0.0
         self.short_lived = 0
-        self.size = size
-        """(width, height) of the published frames."""
-        self.client_id = client_id
-        will = gmqtt.Message(self.topics.topic(name, "status"), OFFLINE, qos=KINDS["status"].qos, retain=True)
+        will = gmqtt.Message(self.topics.topic(self.name, "status"), OFFLINE, qos=KINDS["status"].qos, retain=True)
         self.client = make_client(mqtt, self.client_id, will=will)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -229,10 +222,7 @@ class Publisher:
         self.ended = [False] * len(self.results)
         solo = len(rings.cameras) == 1
         for camera in rings.cameras:
-            ring = camera.attach()
-            reader = ring.reader(rings.downstream)
-            client_id = client_id_for(mqtt, camera.name, solo)
-            self.outlets.append(Outlet(camera.name, ring, reader, camera.frame_size, mqtt, client_id))
+            self.outlets.append(Outlet(camera, rings.downstream, mqtt, client_id_for(mqtt, camera.name, solo)))
 
     # -- results -------------------------------------------------------------------
 
