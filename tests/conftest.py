@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from .mqtt import Mosquitto
+from .mqtt import Mosquitto, Subscriber
 
 
 @pytest.fixture
@@ -17,3 +17,11 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
         yield mosquitto
     finally:
         mosquitto.stop()
+
+
+@pytest.fixture
+def subscriber(broker: Mosquitto) -> Iterator[Subscriber]:
+    """A client of that broker that keeps every message it receives (topic ``#``)."""
+    sub = Subscriber(broker.port)
+    yield sub
+    sub.close()

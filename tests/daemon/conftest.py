@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,3 +52,10 @@ def clip(tmp_path: Path) -> SyntheticVideo:
 
 def leftover_segments(pid: int) -> list[str]:
     return [f for f in os.listdir("/dev/shm") if f.startswith(f"detectord-analyze-{pid}-")]
+
+
+def stop_group(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+    """Signal a daemon started in a session of its own, and all it started; its exit status."""
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+    return process.wait(30)

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -19,7 +18,7 @@ from detectord.daemon.cli.mosquitto import Mosquitto, free_port
 
 from ..mqtt import Subscriber
 from ..web.conftest import start_viewer
-from .conftest import write_video
+from .conftest import stop_group, write_video
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,16 +64,7 @@ class Cameras:
         return [c.pid for c in psutil.Process(self.process.pid).children() if c.name().startswith(prefix)]
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-        return self.process.wait(30)
-
-
-@pytest.fixture
-def subscriber(broker: Mosquitto) -> Iterator[Subscriber]:
-    sub = Subscriber(broker.port)
-    yield sub
-    sub.close()
+        return stop_group(self.process, sig)
 
 
 def _payloads(sub: Subscriber, topic: str) -> list[dict]:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -21,7 +20,7 @@ import pytest
 from detectord.daemon.cli.mosquitto import free_port
 
 from ..mqtt import Mosquitto, Subscriber
-from .conftest import write_video
+from .conftest import stop_group, write_video
 
 REPO = Path(__file__).resolve().parents[2]
 PAYLOAD_KEYS = {"v", "camera", "frame_id", "size", "ts", "model", "detections", "main_person"}
@@ -62,16 +61,7 @@ class Running:
         raise LookupError(name)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-        return self.process.wait(30)
-
-
-@pytest.fixture
-def subscriber(broker: Mosquitto) -> Iterator[Subscriber]:
-    sub = Subscriber(broker.port)
-    yield sub
-    sub.close()
+        return stop_group(self.process, sig)
 
 
 def _last(sub: Subscriber, topic: str) -> bytes | None:
