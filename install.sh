@@ -13,7 +13,9 @@ PYTHON=${PYTHON:-python3}
 # systemd: systemd-analyze checks the unit files (already there on most systems).
 # systemd-container: systemd-nspawn, which boots a throwaway container to test the units under a real systemd.
 # chromium, chromium-driver: the viewer's browser tests (headless; nothing is downloaded).
-APT_PACKAGES=(mosquitto mosquitto-clients systemd systemd-container chromium chromium-driver)
+# opencv-doc: OpenCV's sample data, whose vtest.avi (pedestrians) is the real footage hog-people's tests,
+# the report and `detectord demo` use where nothing else is at hand.
+APT_PACKAGES=(mosquitto mosquitto-clients systemd systemd-container chromium chromium-driver opencv-doc)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -46,5 +48,10 @@ fi
 "$PYTHON" -m venv .venv
 # shellcheck disable=SC2086  # TORCH is a list of requirement specifiers
 .venv/bin/pip install --quiet --disable-pip-version-check $TORCH
+# detectord needs the contrib build of OpenCV (hog-people); the plain wheel an earlier install brought
+# would share its cv2 folder, so both go and the contrib wheel comes back alone.
+if .venv/bin/pip show --quiet opencv-python-headless 2>/dev/null; then
+    .venv/bin/pip uninstall --quiet -y opencv-python-headless opencv-contrib-python-headless
+fi
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
 echo "install.sh: done; activate with: . .venv/bin/activate"

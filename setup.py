@@ -12,7 +12,7 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).resolve().parent
 
-TOP_LEVEL = ("contract", "detection", "ipc", "daemon", "web")
+TOP_LEVEL = ("contract", "detection", "events", "ipc", "daemon", "web")
 
 
 def _packages() -> tuple[list[str], dict[str, str]]:
@@ -40,7 +40,7 @@ setup(
     install_requires=[
         "torch",
         "torchvision",
-        "opencv-python-headless",
+        "opencv-contrib-python-headless>=5.0,<6",
         "numpy",
         "gmqtt",
         "tornado",

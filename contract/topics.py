@@ -1,11 +1,14 @@
-"""Topics: ``<prefix>/<camera>/<kind>``, and how each kind is published (QoS, retained)."""
+"""Topics: ``<prefix>/<camera>/<path>``, and how each kind is published (QoS, retained)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .names import is_valid_name
 from .payloads import Malformed
+
+ZONE = "{zone}"
 
 
 @dataclass(frozen=True)
@@ -13,6 +16,16 @@ class TopicKind:
     name: str
     qos: int
     retain: bool
+    path: str = ""
+    """Where under the camera, when it is not the kind's name; ``{zone}`` stands for a zone's name."""
+
+    @property
+    def where(self) -> str:
+        return self.path or self.name
+
+    @property
+    def zoned(self) -> bool:
+        return ZONE in self.where
 
 
 KINDS: dict[str, TopicKind] = {
@@ -22,9 +35,21 @@ KINDS: dict[str, TopicKind] = {
         TopicKind("frame", qos=0, retain=False),
         TopicKind("status", qos=1, retain=True),
         TopicKind("stats", qos=0, retain=True),
+        TopicKind("events", qos=1, retain=False),
+        TopicKind("person", qos=1, retain=True),
+        TopicKind("occupancy", qos=1, retain=True),
+        TopicKind("snapshot", qos=1, retain=True, path="person/snapshot"),
+        TopicKind("zones", qos=1, retain=True),
+        TopicKind("zone_person", qos=1, retain=True, path=f"zones/{ZONE}/person"),
+        TopicKind("zone_occupancy", qos=1, retain=True, path=f"zones/{ZONE}/occupancy"),
     )
 }
-"""Every kind of message per camera. A later kind (events, counts) is one more line here."""
+"""Every kind of message per camera. A later kind is one more line here."""
+
+_PATTERNS = {
+    kind.name: re.compile("^" + re.escape(kind.where).replace(re.escape(ZONE), "(?P<zone>[^/]+)") + "$")
+    for kind in KINDS.values()
+}
 
 DEFAULT_PREFIX = "detector"
 
@@ -39,6 +64,7 @@ def check_prefix(prefix: str) -> str:
 class Topic:
     camera: str
     kind: TopicKind
+    zone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,17 +76,26 @@ class Topics:
     def __post_init__(self) -> None:
         check_prefix(self.prefix)
 
-    def topic(self, camera: str, kind: str) -> str:
-        return f"{self.prefix}/{camera}/{KINDS[kind].name}"
+    def topic(self, camera: str, kind: str, zone: str | None = None) -> str:
+        spec = KINDS[kind]
+        if spec.zoned != (zone is not None):
+            raise ValueError(f"topic kind {kind!r} {'needs' if spec.zoned else 'takes no'} zone")
+        return f"{self.prefix}/{camera}/{spec.where.replace(ZONE, zone or '')}"
 
     def subscriptions(self) -> list[tuple[str, int]]:
         """(filter, QoS) pairs that receive every camera's messages of every kind."""
-        return [(f"{self.prefix}/+/{kind.name}", kind.qos) for kind in KINDS.values()]
+        return [(f"{self.prefix}/+/{kind.where.replace(ZONE, '+')}", kind.qos) for kind in KINDS.values()]
 
     def parse(self, topic: str) -> Topic:
-        """The camera and kind of a received topic; Malformed for anything else."""
+        """The camera, kind and zone of a received topic; Malformed for anything else."""
         head = self.prefix + "/"
-        parts = topic[len(head) :].split("/") if topic.startswith(head) else []
-        if len(parts) != 2 or parts[1] not in KINDS or not is_valid_name(parts[0]):
-            raise Malformed(f"unexpected topic {topic[:128]!r}")
-        return Topic(parts[0], KINDS[parts[1]])
+        camera, _, rest = topic[len(head) :].partition("/") if topic.startswith(head) else ("", "", "")
+        if is_valid_name(camera):
+            for name, pattern in _PATTERNS.items():
+                match = pattern.match(rest)
+                if match is None:
+                    continue
+                zone = match.groupdict().get("zone")
+                if zone is None or is_valid_name(zone):
+                    return Topic(camera, KINDS[name], zone)
+        raise Malformed(f"unexpected topic {topic[:128]!r}")

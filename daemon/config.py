@@ -8,10 +8,13 @@ flags.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from detectord.contract import BrokerConfig, check_name
+from detectord.contract.homeassistant import DEFAULT_PREFIX as HA_PREFIX
+from detectord.contract.homeassistant import node_for, safe_id
 from detectord.detection import (
     DEFAULT_MODEL,
     PROFILES,
@@ -21,6 +24,7 @@ from detectord.detection import (
     check_options,
     resolve_device_name,
 )
+from detectord.events import EventsConfig, Zone, ZoneConfig, resolve_zones
 
 
 class ConfigError(ValueError):
@@ -176,13 +180,28 @@ class MqttConfig(BrokerConfig):
     """JPEG quality (1-100) of the published frames."""
     stats_interval_s: float = 5.0
     """How often the retained stats message is published."""
+    homeassistant: bool = True
+    """Announce every camera to Home Assistant (MQTT discovery)."""
+    homeassistant_prefix: str = HA_PREFIX
+    """Home Assistant's discovery prefix (its MQTT integration's setting)."""
+    homeassistant_node: str = ""
+    """Names this daemon's entities in discovery topics; empty: ``detectord_<host name>``."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not self.homeassistant_prefix or any(c in self.homeassistant_prefix for c in "#+"):
+            raise ConfigError("mqtt.homeassistant_prefix must be a topic without wildcards")
+        if self.homeassistant_node and safe_id(self.homeassistant_node) != self.homeassistant_node:
+            raise ConfigError("mqtt.homeassistant_node may hold letters, digits, '_' and '-' only")
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"mqtt.jpeg_quality must be between 1 and 100, got {self.jpeg_quality}")
         if self.stats_interval_s <= 0:
             raise ConfigError(f"mqtt.stats_interval_s must be positive, got {self.stats_interval_s}")
+
+    @property
+    def node(self) -> str:
+        """The discovery node id of this daemon."""
+        return self.homeassistant_node or node_for(socket.gethostname())
 
 
 @dataclass(frozen=True)
@@ -196,6 +215,8 @@ class CameraConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     frame: FrameConfig | None = None
     main_person: MainPersonConfig | None = None
+    zones: tuple[ZoneConfig, ...] = ()
+    """Named areas of this camera's picture (``[[cameras.zones]]``)."""
 
     def __post_init__(self) -> None:
         try:
@@ -244,6 +265,9 @@ class DaemonConfig:
     main_person: MainPersonConfig = field(default_factory=MainPersonConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    zones: tuple[ZoneConfig, ...] = ()
+    """The single camera's zones (``[[zones]]``); with ``[[cameras]]`` each camera has its own."""
 
     def __post_init__(self) -> None:
         try:
@@ -253,6 +277,8 @@ class DaemonConfig:
         if self.cameras:
             if self.source.uri:
                 raise ConfigError(BOTH_FORMS)
+            if self.zones:
+                raise ConfigError("zones: with [[cameras]], each camera has its own zones ([[cameras.zones]])")
             seen: set[str] = set()
             for camera in self.cameras:
                 if camera.name in seen:
@@ -262,12 +288,18 @@ class DaemonConfig:
                 raise ConfigError("cameras: every camera is disabled; nothing to run")
         elif not self.source.uri:
             raise ConfigError("source.uri is not set: pass --source (a device, camera index, file or URL)")
+        for camera in self.live_cameras:
+            try:
+                self.zones_of(camera)
+            except ValueError as exc:
+                where = f"cameras.{camera.name}.zones" if self.cameras else "zones"
+                raise ConfigError(f"{where}: {exc}") from None
 
     @property
     def live_cameras(self) -> tuple[CameraConfig, ...]:
         """The cameras to run: the enabled ``[[cameras]]``, or the single camera as one of them."""
         if not self.cameras:
-            return (CameraConfig(self.camera, source=self.source),)
+            return (CameraConfig(self.camera, source=self.source, zones=self.zones),)
         return tuple(camera for camera in self.cameras if camera.enabled)
 
     def frame_of(self, camera: CameraConfig) -> FrameConfig:
@@ -275,6 +307,10 @@ class DaemonConfig:
 
     def main_person_of(self, camera: CameraConfig) -> MainPersonConfig:
         return camera.main_person or self.main_person
+
+    def zones_of(self, camera: CameraConfig) -> tuple[Zone, ...]:
+        """The camera's zones in pixels of its frames."""
+        return resolve_zones(camera.zones, self.frame_of(camera).size)
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ class Daemon(Job):
                 name,
             )
         self.downstream_restarted()
-        return self.supervisor.start(name, run_publisher, handles, cfg.mqtt, self.control_receive)
+        return self.supervisor.start(name, run_publisher, handles, cfg, self.inference_stages, self.control_receive)
 
     def _release(self, name: str) -> None:
         """Undo what a dead stage held in the rings, so the others and its successor can go on."""

@@ -4,7 +4,7 @@ Knows nothing of processes, rings or MQTT: frames in, detections out.
 
 Names are loaded on first use (PEP 562): ``from detectord.detection import
 ModelInfo`` loads only the torch-free vocabulary (``types``, ``errors``,
-``options``, ``schemes``, ``profiles``, ``families``, ``devices``), so the
+``options``, ``schemes``, ``profiles``, ``families``, ``devices``, ``tracking``), so the
 processes that never run a model (supervisor, capture, publisher) never import
 torch; the names that need it (``load_detector``, ``MainPersonTracker``…) load
 it when first asked for.
@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 _WHERE = {
     "COCO_CATEGORIES": "labels",
-    "PERSON": "labels",
+    "PERSON": "tracking",
+    "IouTracker": "tracking",
+    "Track": "tracking",
+    "box_iou": "tracking",
     "DEFAULT_MODEL": "families",
     "MODELS": "families",
     "PROFILES": "profiles",
@@ -39,6 +42,7 @@ _WHERE = {
     "check_options": "options",
     "resolve_device_name": "devices",
     "Detector": "detector",
+    "HogPeopleDetector": "hog",
     "frames_to_batch": "detector",
     "MainPersonTracker": "main_person",
     "build_model": "models",
@@ -55,7 +59,9 @@ __all__ = [
     "Detections",
     "Detector",
     "FrameDetector",
+    "HogPeopleDetector",
     "InferenceProfile",
+    "IouTracker",
     "MODELS",
     "MainPerson",
     "MainPersonConfig",
@@ -67,8 +73,10 @@ __all__ = [
     "Precision",
     "PrecisionError",
     "SCHEMES",
+    "Track",
     "WeightsError",
     "apply_precision",
+    "box_iou",
     "build_model",
     "calibrate_detector",
     "check_device_name",
@@ -95,11 +103,13 @@ if TYPE_CHECKING:
     from .devices import resolve_device_name
     from .errors import CalibrationError, ModelOptionError, PrecisionError, WeightsError
     from .families import DEFAULT_MODEL, MODELS
-    from .labels import COCO_CATEGORIES, PERSON
+    from .hog import HogPeopleDetector
+    from .labels import COCO_CATEGORIES
     from .main_person import MainPersonTracker
     from .models import build_model, calibrate_detector, load_detector, resolve_device
     from .options import check_device_name, check_options
     from .precision import apply_precision
     from .profiles import PROFILES, InferenceProfile, get_profile
     from .schemes import SCHEMES, Precision
+    from .tracking import PERSON, IouTracker, Track, box_iou
     from .types import Detections, FrameDetector, MainPerson, MainPersonConfig, ModelInfo, label_name

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_MODEL = "fasterrcnn_resnet50_fpn"
+HOG_PEOPLE = "hog-people"
+"""OpenCV's built-in pedestrian detector (``detection/hog.py``): no torchvision, no weights to download."""
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,8 @@ class ModelFamily:
 
     frozen_backbone_norm: bool
     kind: str
-    """``two_stage``, ``one_stage`` or ``fixed_size``: which builder arguments a profile sets."""
+    """``two_stage``, ``one_stage`` or ``fixed_size``: which builder arguments a profile sets; ``opencv``: none,
+    torchvision does not build it."""
 
 
 MODELS: dict[str, ModelFamily] = {
@@ -29,4 +32,5 @@ MODELS: dict[str, ModelFamily] = {
     "fasterrcnn_mobilenet_v3_large_320_fpn": ModelFamily(frozen_backbone_norm=True, kind="two_stage"),
     "retinanet_resnet50_fpn": ModelFamily(frozen_backbone_norm=True, kind="one_stage"),
     "ssdlite320_mobilenet_v3_large": ModelFamily(frozen_backbone_norm=False, kind="fixed_size"),
+    HOG_PEOPLE: ModelFamily(frozen_backbone_norm=False, kind="opencv"),
 }

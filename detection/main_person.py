@@ -21,24 +21,10 @@ A frame without a confident person has no main person (None), never an error.
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass, field
-
 import numpy as np
-import torch
-from torchvision.ops import box_iou
 
-from .labels import PERSON
+from .tracking import PERSON, IouTracker, Track
 from .types import Detections, MainPerson, MainPersonConfig
-
-
-@dataclass
-class _Track:
-    track_id: int
-    box: np.ndarray
-    missed: int = 0
-    challenge: int = 0
-    detection: int | None = field(default=None)
 
 
 def _area(box: np.ndarray) -> float:
@@ -50,9 +36,9 @@ class MainPersonTracker:
 
     def __init__(self, config: MainPersonConfig | None = None) -> None:
         self.config = config or MainPersonConfig()
-        self._tracks: list[_Track] = []
-        self._ids = itertools.count(1)
-        self._followed: _Track | None = None
+        self._tracker = IouTracker(self.config.match_iou, lambda track, now: track.missed <= self.config.max_gap)
+        self._challenge_frames: dict[int, int] = {}
+        self._followed: Track | None = None
 
     def update(self, detections: Detections) -> MainPerson | None:
         cfg = self.config
@@ -61,8 +47,10 @@ class MainPersonTracker:
             for i in range(len(detections))
             if detections.labels[i] == PERSON and detections.scores[i] >= cfg.score_threshold
         ]
-        visible = self._associate(detections.boxes, candidates)
-        if self._followed is not None and self._followed not in self._tracks:
+        visible = self._tracker.update(detections.boxes, candidates, 0.0)
+        live = {track.track_id for track in self._tracker.tracks}
+        self._challenge_frames = {track.track_id: self._challenge_frames.get(track.track_id, 0) for track in visible}
+        if self._followed is not None and self._followed.track_id not in live:
             self._followed = None
         if not visible:
             return None
@@ -82,59 +70,18 @@ class MainPersonTracker:
             track_id=main.track_id,
         )
 
-    def _associate(self, boxes: np.ndarray, candidates: list[int]) -> list[_Track]:
-        """Greedy IoU matching of this frame's candidates to live tracks; returns the visible tracks."""
-        pairs: list[tuple[float, int, int]] = []
-        if self._tracks and candidates:
-            ious = box_iou(
-                torch.from_numpy(np.stack([track.box for track in self._tracks]).astype(np.float64)),
-                torch.from_numpy(boxes[candidates].astype(np.float64)),
-            )
-            ious = torch.nan_to_num(ious, nan=0.0).tolist()  # two empty boxes: 0/0
-            pairs = sorted(
-                ((ious[t][j], t, i) for t in range(len(self._tracks)) for j, i in enumerate(candidates)),
-                reverse=True,
-            )
-        for track in self._tracks:
-            track.detection = None
-        matched_detections: set[int] = set()
-        for iou, t, i in pairs:
-            track = self._tracks[t]
-            if iou < self.config.match_iou:
-                break
-            if track.detection is None and i not in matched_detections:
-                track.detection = i
-                matched_detections.add(i)
-        survivors = []
-        for track in self._tracks:
-            if track.detection is not None:
-                track.box = boxes[track.detection].copy()
-                track.missed = 0
-                survivors.append(track)
-            elif track.missed < self.config.max_gap:
-                track.missed += 1
-                track.challenge = 0
-                survivors.append(track)
-        for i in candidates:
-            if i not in matched_detections:
-                survivors.append(_Track(next(self._ids), boxes[i].copy(), detection=i))
-        self._tracks = survivors
-        return [t for t in survivors if t.detection is not None]
-
-    def _challenge(self, visible: list[_Track]) -> None:
+    def _challenge(self, visible: list[Track]) -> None:
         followed = self._followed
         assert followed is not None
         threshold = self.config.switch_ratio * _area(followed.box)
-        winner: _Track | None = None
+        winner: Track | None = None
         for track in visible:
             if track is followed:
                 continue
-            track.challenge = track.challenge + 1 if _area(track.box) >= threshold else 0
-            if track.challenge >= self.config.switch_frames and (
-                winner is None or _area(track.box) > _area(winner.box)
-            ):
+            frames = self._challenge_frames[track.track_id] + 1 if _area(track.box) >= threshold else 0
+            self._challenge_frames[track.track_id] = frames
+            if frames >= self.config.switch_frames and (winner is None or _area(track.box) > _area(winner.box)):
                 winner = track
         if winner is not None:
             self._followed = winner
-            for track in self._tracks:
-                track.challenge = 0
+            self._challenge_frames = dict.fromkeys(self._challenge_frames, 0)

@@ -16,7 +16,8 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from .detector import Detector, ModelInfo
 from .devices import resolve_device_name
 from .errors import ModelOptionError, WeightsError
-from .families import DEFAULT_MODEL, MODELS
+from .families import DEFAULT_MODEL, HOG_PEOPLE, MODELS
+from .hog import HogPeopleDetector, check_hog_options
 from .labels import COCO_CATEGORIES
 from .precision import Precision, apply_precision
 from .profiles import InferenceProfile, builder_kwargs, get_profile
@@ -118,6 +119,8 @@ def build_model(
     """
     if name not in MODELS:
         raise ModelOptionError("name", f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    if MODELS[name].kind == "opencv":
+        raise ModelOptionError("name", f"{name} is not a torchvision network; load it with load_detector")
     options: dict[str, Any] = {}
     if profile is not None:
         if frame_size is None:
@@ -146,13 +149,16 @@ def load_detector(
     score_threshold: float | None = None,
     precision: str = "fp32",
     calibration: Path | None = None,
-) -> Detector:
+) -> Detector | HogPeopleDetector:
     """Build ``name`` with ``weights`` on ``device``, run with inference ``profile`` at ``precision``.
 
     ``frame_size`` (width, height) is the size of the frames it will get; the
     native-size profiles set the model's input size to it. ``calibration`` is
     the artifact ``int8-static`` needs.
     """
+    if name == HOG_PEOPLE:
+        check_hog_options(weights, device, precision)
+        return HogPeopleDetector(frame_size, score_threshold)
     chosen = get_profile(profile).with_score_threshold(score_threshold)
     scheme = Precision.parse(precision)
     target = resolve_device(device)

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from .errors import ModelOptionError, PrecisionError
-from .families import MODELS
+from .families import HOG_PEOPLE, MODELS
 from .profiles import PROFILES
 from .schemes import Precision
 
@@ -58,7 +58,11 @@ def check_options(
         raise ModelOptionError("name", f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     if profile not in PROFILES:
         raise ModelOptionError("profile", f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    if weights not in ("default", "random"):
+    if name == HOG_PEOPLE:
+        from .hog import check_hog_options
+
+        check_hog_options(weights, device, precision)
+    elif weights not in ("default", "random"):
         check_weights_file(Path(weights))
     if score_threshold is not None and not 0.0 <= score_threshold <= 1.0:
         raise ModelOptionError("score_threshold", f"must be in [0, 1], got {score_threshold}")

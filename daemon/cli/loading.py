@@ -58,9 +58,12 @@ def _convert(value: Any, kind: Any, key: str) -> Any:
         (inner,) = [o for o in options if o is not type(None)]
         return _convert(value, inner, key)
     if origin is tuple:
-        (item, _) = typing.get_args(kind)
+        item = typing.get_args(kind)[0]
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key}: expected an array of tables ([[{key}]]), got {value!r}")
+            tables = isinstance(item, type) and dataclasses.is_dataclass(item)
+            raise ConfigError(
+                f"{key}: expected {f'an array of tables ([[{key}]])' if tables else 'an array'}, got {value!r}"
+            )
         return tuple(_convert(entry, item, _item_key(key, i, entry)) for i, entry in enumerate(value))
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         if not isinstance(value, dict):
@@ -149,6 +152,8 @@ def _toml_value(value: Any, key: str) -> str:
         return repr(value)  # finite: configuration refuses nan and inf
     if isinstance(value, str | Path):
         return json.dumps(str(value))  # a JSON string is a TOML basic string
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(item, key) for item in value) + "]"
     raise ConfigError(f"{key}: cannot write {value!r} to TOML")
 
 
@@ -169,7 +174,7 @@ def to_toml(config: Any, where: str = "") -> str:
         key = f"{where}.{f.name}" if where else f.name
         if value is None or value == _default(f):
             continue
-        if isinstance(value, tuple) and all(dataclasses.is_dataclass(item) for item in value):
+        if isinstance(value, tuple) and value and all(dataclasses.is_dataclass(item) for item in value):
             tables += [f"\n[[{key}]]\n" + to_toml(item, key) for item in value]
         elif dataclasses.is_dataclass(value):
             tables.append(f"\n[{key}]\n" + to_toml(value, key))

@@ -24,6 +24,7 @@ from detectord.daemon.config import (
     ConfigError,
     DaemonConfig,
     DemoConfig,
+    MqttConfig,
 )
 from detectord.daemon.logs import configure_logging
 from detectord.daemon.pipeline.stage import StageError
@@ -247,6 +248,27 @@ def _run_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_homeassistant_remove(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .homeassistant import remove_entities
+
+    data = read_toml(args.config) if args.config else {}
+    mqtt = data.get("mqtt", {})
+    if not isinstance(mqtt, dict):
+        raise ConfigError(f"mqtt: expected a table of settings, got {mqtt!r}")
+    for option, key in LIVE_KEYS.items():
+        value = getattr(args, option, None)
+        if key.startswith("mqtt.") and value is not None:
+            mqtt[key.removeprefix("mqtt.")] = value
+    if "password" not in mqtt and os.environ.get("DETECTORD_MQTT_PASSWORD"):
+        mqtt["password"] = os.environ["DETECTORD_MQTT_PASSWORD"]
+    config = build(MqttConfig, mqtt, "mqtt")
+    removed = asyncio.run(remove_entities(config))
+    sys.stdout.write(f"removed {len(removed)} Home Assistant entities of node {config.node} from {config.address}\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     live = args.command is None
@@ -262,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_install(args)
         if args.command == "demo":
             return _run_demo(args)
+        if args.command == "homeassistant-remove":
+            return _run_homeassistant_remove(args)
         return _run_analyze(args, log_level)
     except ConfigError as exc:
         log.error("%s", exc)

@@ -49,7 +49,9 @@ def frame_size(text: str) -> tuple[int, int]:
 def _add_model_options(parser: argparse.ArgumentParser, runtime: bool = True) -> None:
     """Options naming a model; ``runtime`` adds how it runs (device, precision, thresholds)."""
     group = parser.add_argument_group("model")
-    group.add_argument("--model", choices=sorted(MODELS), help="torchvision detector")
+    group.add_argument(
+        "--model", choices=sorted(MODELS), help="a torchvision detector, or hog-people (OpenCV, no download)"
+    )
     group.add_argument(
         "--weights",
         help="'default' (torchvision's pretrained, downloaded once), 'random' (untrained: tests and timing "
@@ -142,6 +144,16 @@ def _add_install(commands: argparse._SubParsersAction[_Parser]) -> None:
     install.add_argument("--no-enable", dest="enable", action="store_false", help="do not enable the units")
 
 
+def _add_homeassistant(commands: argparse._SubParsersAction[_Parser]) -> None:
+    commands.add_parser(
+        "homeassistant-remove",
+        help="remove this daemon's entities from Home Assistant (MQTT discovery)",
+        description="Empty the retained Home Assistant discovery configurations this daemon published (its node, "
+        "mqtt.homeassistant_node), so Home Assistant deletes its entities. Reads the broker settings of --config "
+        "and the MQTT flags given before the command: detectord --config FILE homeassistant-remove.",
+    )
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="detectord",
@@ -151,6 +163,6 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v: progress messages, -vv: debugging")
     _add_live_options(parser)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
-    for add in (_add_analyze, _add_calibrate, _add_demo, _add_install):
+    for add in (_add_analyze, _add_calibrate, _add_demo, _add_install, _add_homeassistant):
         add(commands)
     return parser

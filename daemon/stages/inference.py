@@ -28,6 +28,7 @@ from detectord.daemon.pipeline.ringset import WAIT_STEP_S, RingHandles, claim
 from detectord.daemon.pipeline.telemetry import StageMeter
 from detectord.daemon.results import LoadedModel, write_result
 from detectord.detection import FrameDetector, MainPersonConfig
+from detectord.detection.families import HOG_PEOPLE
 from detectord.ipc import EndOfStream, FrameRef, FrameRing, RingMode, RingReader, RingWriter, wait_any
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,13 @@ DetectorFactory = Callable[[ModelConfig, tuple[int, int]], FrameDetector]
 def load_configured_detector(config: ModelConfig, frame_size: tuple[int, int]) -> FrameDetector:
     """The detector a configuration names; the only factory the command line uses.
 
-    torch is imported here, in the inference process, and nowhere else.
+    torch is imported here, in the inference process, and nowhere else (and not at all for
+    ``hog-people``, which OpenCV runs).
     """
+    if config.name == HOG_PEOPLE:
+        from detectord.detection.hog import HogPeopleDetector
+
+        return HogPeopleDetector(frame_size, config.score_threshold)
     from detectord.detection.models import load_detector
 
     return load_detector(

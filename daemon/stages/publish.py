@@ -13,6 +13,15 @@ retained ``stats`` topic carries, every ``stats_interval_s``, the newest
 snapshot the supervisor assembled for the camera (rates, drops, CPU and
 memory per stage) with this stage's own latencies and connection.
 
+Beside that, each camera's ``Scene`` (``detectord.events``) turns the
+results into events, person counts, occupancy and snapshots, with the
+frame's pixels at hand while its pin is held; their retained states are
+published again after every (re)connection, together with the camera's
+zones and, unless turned off, its Home Assistant discovery configuration
+(again whenever Home Assistant says ``online`` on its status topic). After
+the first connection, discovery entities this daemon announced before but
+no longer has (a removed camera or zone) are removed.
+
 A broker that is down at start or goes away later never stops the pipeline:
 results keep flowing and are counted as unsent, the first connection is
 retried with backoff, and gmqtt reconnects after that; a connection whose
@@ -44,20 +53,27 @@ from detectord.contract import (
     frame_properties,
     make_client,
 )
+from detectord.contract.homeassistant import discovery_messages, status_topic
+from detectord.contract.scene import build_event, build_zones, count_payload, occupancy_payload
 from detectord.contract.topics import KINDS
-from detectord.daemon.config import MqttConfig
+from detectord.daemon.config import DaemonConfig, MqttConfig
 from detectord.daemon.pipeline import control
 from detectord.daemon.pipeline.ringset import CameraRing, RingHandles
 from detectord.daemon.pipeline.telemetry import PipelineStats, StageMeter
 from detectord.daemon.results import FrameResult, LoadedModel, read_result
+from detectord.daemon.version import version
+from detectord.events import EventsConfig, Scene, SceneChanges, Zone
 from detectord.ipc import EndOfStream, FrameRef, RingReader, SlotRef, wait_any
 
+from . import discovery
 from .latency import LatencyWindow
 
 log = logging.getLogger(__name__)
 
 READ_BATCH = 8
 READ_TIMEOUT_S = 0.2
+TICK_S = 1.0
+"""A camera whose scene saw no frame for this long has time passed to it (events end, occupancy turns off)."""
 SESSION_TAKEN_OVER = 0x8E
 """MQTT 5 DISCONNECT reason code: another client connected with this client id."""
 SHORT_LIVED_S = 10.0
@@ -78,7 +94,16 @@ def client_id_for(mqtt: MqttConfig, camera: str, solo: bool) -> str:
 class Outlet:
     """One camera's side of the stage: its frame ring reader, its MQTT connection, its counters."""
 
-    def __init__(self, camera: CameraRing, reader_index: int, mqtt: MqttConfig, client_id: str) -> None:
+    def __init__(
+        self,
+        camera: CameraRing,
+        reader_index: int,
+        mqtt: MqttConfig,
+        client_id: str,
+        zones: tuple[Zone, ...],
+        events: EventsConfig,
+        discovery: dict[str, dict[str, Any]],
+    ) -> None:
         """Attaches the camera's frame ring as reader ``reader_index`` (the frames inference hands over)."""
         self.name = camera.name
         self.size = camera.frame_size
@@ -97,20 +122,48 @@ class Outlet:
         self.taken_over = False
         self.connected_at = 0.0
         self.short_lived = 0
+        self.zones = zones
+        self.scene = Scene(self.name, self.size, zones, events) if events.enabled else None
+        self.discovery = discovery
         will = gmqtt.Message(self.topics.topic(self.name, "status"), OFFLINE, qos=KINDS["status"].qos, retain=True)
         self.client = make_client(mqtt, self.client_id, will=will)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
 
-    def send(self, kind: str, payload: str | bytes, **properties: Any) -> None:
+    def send(self, kind: str, payload: str | bytes, zone: str | None = None, **properties: Any) -> None:
         spec = KINDS[kind]
-        self.client.publish(self.topics.topic(self.name, kind), payload, qos=spec.qos, retain=spec.retain, **properties)
+        topic = self.topics.topic(self.name, kind, zone)
+        self.client.publish(topic, payload, qos=spec.qos, retain=spec.retain, **properties)
 
     def _on_connect(self, client: Any, flags: int, rc: int, properties: Any) -> None:
         self.connections += 1
         self.connected_at = time.monotonic()
         log.info("camera %s: connected to %s", self.name, self.mqtt.address)
         self.send("status", ONLINE)
+        self._send_states()
+        if self.discovery:
+            discovery.announce(self.client, self.discovery)
+            self.client.subscribe(status_topic(self.mqtt.homeassistant_prefix), qos=1)
+
+    def _on_message(self, client: Any, topic: str, payload: bytes, qos: int, properties: Any) -> int:
+        """Home Assistant (re)started: it has forgotten what was announced before it came up."""
+        if self.discovery and topic == status_topic(self.mqtt.homeassistant_prefix) and payload == ONLINE.encode():
+            log.info("camera %s: Home Assistant is online; announcing the camera again", self.name)
+            discovery.announce(self.client, self.discovery)
+        return 0
+
+    def _send_states(self) -> None:
+        """The retained states as they are now: after a (re)connection the broker may hold old ones, or none."""
+        zones = {zone.name: zone.points() for zone in self.zones}
+        self.send("zones", json.dumps(build_zones(self.name, self.size, zones)))
+        if self.scene is None:
+            return
+        self.send("person", count_payload(self.scene.count))
+        self.send("occupancy", occupancy_payload(self.scene.occupancy.on))
+        for zone in self.zones:
+            self.send("zone_person", count_payload(self.scene.zone_counts[zone.name]), zone.name)
+            self.send("zone_occupancy", occupancy_payload(self.scene.zone_occupancy[zone.name].on), zone.name)
 
     def _on_disconnect(self, client: Any, packet: Any, exc: Exception | None = None) -> None:
         if self.stopping or self.taken_over:
@@ -181,6 +234,26 @@ class Outlet:
         self.sent += 1
         self.latency.add(result, published)
 
+    def publish_changes(self, changes: SceneChanges) -> None:
+        """Snapshots before the event messages that name them, then counts and occupancy."""
+        if not self.connected:
+            return
+        try:
+            for update in changes.events:
+                if update.snapshot is not None:
+                    self.send("snapshot", update.snapshot, **frame_properties(update.snapshot_frame_id or 0))
+                self.send("events", json.dumps(build_event(**update.fields())))  # type: ignore[arg-type]
+            if changes.count is not None:
+                self.send("person", count_payload(changes.count))
+            if changes.occupancy is not None:
+                self.send("occupancy", occupancy_payload(changes.occupancy))
+            for zone, count in changes.zone_counts.items():
+                self.send("zone_person", count_payload(count), zone)
+            for zone, on in changes.zone_occupancy.items():
+                self.send("zone_occupancy", occupancy_payload(on), zone)
+        except Exception as exc:  # the connection broke under us; the states go out again on reconnection
+            log.debug("publish failed: %s", exc)
+
     def publish_stats(self) -> None:
         snapshot = self.stats
         if snapshot is None or not self.connected:
@@ -202,6 +275,8 @@ class Outlet:
     async def go_offline(self) -> None:
         """Clean stop: say ``offline`` ourselves (a clean disconnect does not fire the will)."""
         self.stopping = True
+        if self.scene is not None:
+            self.publish_changes(self.scene.close(time.time()))
         if self.connected:
             self.publish_stats()
             self.send("status", OFFLINE)
@@ -209,10 +284,21 @@ class Outlet:
             await self.client.disconnect()
 
 
+Delivery = tuple[int, FrameResult | None, bytes | None, SceneChanges | None]
+"""(camera index, result, its frame's JPEG, what it changed in the scene): one thing for the loop to send."""
+
+
 class Publisher:
-    def __init__(self, rings: RingHandles, mqtt: MqttConfig, meter: StageMeter, supervisor: Connection) -> None:
+    def __init__(
+        self,
+        rings: RingHandles,
+        config: DaemonConfig,
+        inference_stages: list[str],
+        meter: StageMeter,
+        supervisor: Connection,
+    ) -> None:
         self.rings = rings
-        self.mqtt = mqtt
+        self.mqtt = mqtt = config.mqtt
         self.meter = meter
         self.inbox = control.Inbox(supervisor)
         self.model: LoadedModel | None = None
@@ -220,14 +306,36 @@ class Publisher:
         self.result_rings = [rings.attach_results(worker) for worker in range(rings.workers)]
         self.results = [ring.reader(0) for ring in self.result_rings]
         self.ended = [False] * len(self.results)
+        self.reconciled = False
         solo = len(rings.cameras) == 1
-        for camera in rings.cameras:
-            self.outlets.append(Outlet(camera, rings.downstream, mqtt, client_id_for(mqtt, camera.name, solo)))
+        cameras = {camera.name: camera for camera in config.live_cameras}
+        self.announced: set[str] = set()
+        for ring in rings.cameras:
+            camera = cameras[ring.name]
+            zones = config.zones_of(camera)
+            messages = (
+                discovery_messages(
+                    prefix=mqtt.homeassistant_prefix,
+                    node=mqtt.node,
+                    topics=mqtt.topics,
+                    camera=camera.name,
+                    zones=[zone.name for zone in zones],
+                    model=config.model.name,
+                    sw_version=version(),
+                    inference_stages=inference_stages,
+                )
+                if mqtt.homeassistant
+                else {}
+            )
+            self.announced |= set(messages)
+            client_id = client_id_for(mqtt, camera.name, solo)
+            self.outlets.append(Outlet(ring, rings.downstream, mqtt, client_id, zones, config.events, messages))
 
     # -- results -------------------------------------------------------------------
 
-    def take(self) -> list[tuple[FrameResult, bytes]] | None:
-        """Ready results with their frames encoded (worker thread); None once every result stream ended."""
+    def take(self) -> list[Delivery] | None:
+        """Ready results with their frames encoded and their scenes updated (worker thread); None once every
+        result stream ended."""
         refs = self._poll()
         if not refs:
             live = [reader for reader, ended in zip(self.results, self.ended, strict=True) if not ended]
@@ -235,18 +343,24 @@ class Publisher:
                 return None
             wait_any(live, self.rings.downstream_wake, READ_TIMEOUT_S)
             refs = self._poll()
-        out = []
+        out: list[Delivery] = []
         quality = [cv2.IMWRITE_JPEG_QUALITY, self.mqtt.jpeg_quality]
         for ref in refs:
             result = read_result(ref)
             outlet = self.outlets[result.camera]
+            changes = None
             with outlet.frames.adopt(result.frame_slot, result.frame_seq) as frame:
                 ok, jpeg = cv2.imencode(".jpg", frame.pixels, quality)
+                if outlet.scene is not None:
+                    changes = outlet.scene.observe(result.frame_id, result.capture_ts, result.detections, frame.pixels)
             ref.release()
-            if ok:
-                out.append((result, jpeg.tobytes()))
-            else:
+            if not ok:
                 log.warning("camera %s: cannot encode frame %d as JPEG; skipped", outlet.name, result.frame_id)
+            out.append((result.camera, result if ok else None, jpeg.tobytes() if ok else None, changes))
+        now = time.time()
+        for index, outlet in enumerate(self.outlets):
+            if outlet.scene is not None and now - outlet.scene.last_time >= TICK_S:
+                out.append((index, None, None, outlet.scene.tick(now)))
         return out
 
     def _poll(self) -> list[SlotRef]:
@@ -259,6 +373,15 @@ class Publisher:
             except EndOfStream:
                 self.ended[index] = True
         return refs
+
+    async def _remove_stale(self) -> None:
+        """Entities this daemon announced in an earlier run that its configuration no longer has."""
+        try:
+            await discovery.remove(
+                self.outlets[0].client, self.mqtt.homeassistant_prefix, self.mqtt.node, self.announced
+            )
+        except Exception as exc:  # the connection broke: the next start tries again
+            log.warning("Home Assistant: could not look for stale entities: %s", exc)
 
     # -- the supervisor's news -------------------------------------------------------
 
@@ -278,6 +401,7 @@ class Publisher:
         connecting = [
             asyncio.create_task(connect_with_backoff(outlet.client, self.mqtt, stop.is_set)) for outlet in self.outlets
         ]
+        pending: list[asyncio.Task[Any]] = []
         next_stats = time.monotonic() + self.mqtt.stats_interval_s
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-read") as worker:
             self.meter.ready()
@@ -292,11 +416,17 @@ class Publisher:
                     self.poll_supervisor()
                 clock = time.perf_counter()
                 done = []
-                for result, jpeg in batch:
-                    if self.model is not None:
-                        self.outlets[result.camera].publish(result, jpeg, self.model)
-                        done.append(self.outlets[result.camera].name)
-                if batch:
+                for camera, result, jpeg, changes in batch:
+                    outlet = self.outlets[camera]
+                    if result is not None and jpeg is not None and self.model is not None:
+                        outlet.publish(result, jpeg, self.model)
+                        done.append(outlet.name)
+                    if changes is not None:
+                        outlet.publish_changes(changes)
+                if self.mqtt.homeassistant and not self.reconciled and self.outlets[0].connected:
+                    self.reconciled = True
+                    pending.append(asyncio.create_task(self._remove_stale()))
+                if done:
                     self.meter.add(len(done), time.perf_counter() - clock, done)
                 else:
                     self.meter.tick()
@@ -306,6 +436,7 @@ class Publisher:
                         outlet.publish_stats()
         for task in connecting:
             task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         self.poll_supervisor()
         await asyncio.gather(*(outlet.go_offline() for outlet in self.outlets))
 
@@ -325,10 +456,15 @@ def _quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any
 
 
 def run_publisher(
-    stop: Event, reports: Connection, rings: RingHandles, mqtt: MqttConfig, supervisor: Connection
+    stop: Event,
+    reports: Connection,
+    rings: RingHandles,
+    config: DaemonConfig,
+    inference_stages: list[str],
+    supervisor: Connection,
 ) -> None:
     meter = StageMeter("publish", reports)
-    publisher = Publisher(rings, mqtt, meter, supervisor)
+    publisher = Publisher(rings, config, inference_stages, meter, supervisor)
     try:
         asyncio.run(publisher.run(stop))
     finally:

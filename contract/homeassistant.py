@@ -1,0 +1,215 @@
+"""Home Assistant MQTT discovery: the entities each camera appears as, with no integration to install.
+
+Home Assistant reads retained configuration messages under its discovery
+prefix, ``<prefix>/<component>/<node_id>/<object_id>/config``, and creates
+one device per camera with these entities:
+
+* ``binary_sensor`` person occupancy (``device_class: occupancy``) and
+  ``sensor`` person count (``state_class: measurement``), for the camera and
+  for each of its zones;
+* ``camera``: the snapshot of the latest person event;
+* diagnostic sensors: inference frames per second and dropped frames, read
+  from the retained stats message with a ``value_template``.
+
+Every entity is available while the camera's retained ``status`` says
+``online``: the daemon's will sets it ``offline``, so Home Assistant shows
+the entities unavailable whenever the daemon is gone. ``node_id`` names the
+daemon, so that a daemon can find and remove the entities it announced
+earlier (a camera or zone since removed) without touching another daemon's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from .scene import OFF, ON
+from .topics import Topics
+
+DEFAULT_PREFIX = "homeassistant"
+COMPONENTS = ("binary_sensor", "sensor", "camera")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def safe_id(text: str) -> str:
+    """``text`` as Home Assistant accepts it in a node or object id (letters, digits, ``_`` and ``-``)."""
+    return _UNSAFE.sub("_", text)
+
+
+def node_for(host: str) -> str:
+    """The default node id of a daemon: ``detectord_<host>``."""
+    return "detectord_" + safe_id(host)
+
+
+def status_topic(prefix: str) -> str:
+    """Where Home Assistant says ``online`` when it (re)starts: configurations are sent again then."""
+    return f"{prefix}/status"
+
+
+def config_filter(prefix: str, node: str) -> str:
+    """Every configuration topic of one node's entities."""
+    return f"{prefix}/+/{node}/+/config"
+
+
+def _entity(
+    topics: Topics,
+    camera: str,
+    device: dict[str, Any],
+    origin: dict[str, str],
+    key: str,
+    name: str,
+    **settings: Any,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "unique_id": f"detectord_{safe_id(topics.prefix)}_{safe_id(camera)}_{key}",
+        "availability": [
+            {
+                "topic": topics.topic(camera, "status"),
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            }
+        ],
+        "device": device,
+        "origin": origin,
+        **settings,
+    }
+
+
+def discovery_messages(
+    *,
+    prefix: str,
+    node: str,
+    topics: Topics,
+    camera: str,
+    zones: Sequence[str],
+    model: str,
+    sw_version: str,
+    inference_stages: Sequence[str],
+) -> dict[str, dict[str, Any]]:
+    """Topic → configuration of every entity of ``camera``; ``inference_stages`` name the stats' inference
+    stages whose rates add up to the camera's inference rate."""
+    device = {
+        "identifiers": [f"detectord_{safe_id(topics.prefix)}_{safe_id(camera)}"],
+        "name": camera,
+        "manufacturer": "detectord",
+        "model": model,
+        "sw_version": sw_version,
+    }
+    origin = {"name": "detectord", "sw_version": sw_version}
+    stats = topics.topic(camera, "stats")
+    fps = " + ".join(f"value_json.stages[{stage!r}].fps" for stage in inference_stages)
+    entities: list[tuple[str, str, dict[str, Any]]] = [
+        (
+            "binary_sensor",
+            "person_occupancy",
+            _entity(
+                topics,
+                camera,
+                device,
+                origin,
+                "person_occupancy",
+                "Person occupancy",
+                state_topic=topics.topic(camera, "occupancy"),
+                device_class="occupancy",
+                payload_on=ON,
+                payload_off=OFF,
+            ),
+        ),
+        (
+            "sensor",
+            "person_count",
+            _entity(
+                topics,
+                camera,
+                device,
+                origin,
+                "person_count",
+                "Person count",
+                state_topic=topics.topic(camera, "person"),
+                state_class="measurement",
+                icon="mdi:account-group",
+            ),
+        ),
+        (
+            "camera",
+            "person_snapshot",
+            _entity(
+                topics, camera, device, origin, "person_snapshot", "Person", topic=topics.topic(camera, "snapshot")
+            ),
+        ),
+        (
+            "sensor",
+            "inference_fps",
+            _entity(
+                topics,
+                camera,
+                device,
+                origin,
+                "inference_fps",
+                "Inference rate",
+                state_topic=stats,
+                value_template=f"{{{{ ({fps}) | round(2) }}}}",
+                unit_of_measurement="fps",
+                state_class="measurement",
+                entity_category="diagnostic",
+                icon="mdi:speedometer",
+            ),
+        ),
+        (
+            "sensor",
+            "dropped_frames",
+            _entity(
+                topics,
+                camera,
+                device,
+                origin,
+                "dropped_frames",
+                "Dropped frames",
+                state_topic=stats,
+                value_template="{{ value_json.drops.values() | sum }}",
+                state_class="total_increasing",
+                entity_category="diagnostic",
+                icon="mdi:image-off",
+            ),
+        ),
+    ]
+    for zone in zones:
+        entities += [
+            (
+                "binary_sensor",
+                f"zone_{zone}_occupancy",
+                _entity(
+                    topics,
+                    camera,
+                    device,
+                    origin,
+                    f"zone_{safe_id(zone)}_occupancy",
+                    f"{zone} occupancy",
+                    state_topic=topics.topic(camera, "zone_occupancy", zone),
+                    device_class="occupancy",
+                    payload_on=ON,
+                    payload_off=OFF,
+                ),
+            ),
+            (
+                "sensor",
+                f"zone_{zone}_person_count",
+                _entity(
+                    topics,
+                    camera,
+                    device,
+                    origin,
+                    f"zone_{safe_id(zone)}_person_count",
+                    f"{zone} person count",
+                    state_topic=topics.topic(camera, "zone_person", zone),
+                    state_class="measurement",
+                    icon="mdi:account-group",
+                ),
+            ),
+        ]
+    return {
+        f"{prefix}/{component}/{node}/{safe_id(camera)}_{safe_id(key)}/config": payload
+        for component, key, payload in entities
+    }

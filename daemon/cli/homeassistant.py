@@ -1,0 +1,39 @@
+"""``detectord homeassistant-remove``: take this daemon's entities out of Home Assistant.
+
+Empties every retained discovery configuration of the daemon's node
+(``mqtt.homeassistant_node``, by default ``detectord_<host name>``), which
+Home Assistant reads as "delete this entity". A daemon that still runs with
+discovery on announces its cameras again at its next connection; turn
+``mqtt.homeassistant`` off first to keep them away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import ssl
+
+from detectord.contract import make_client
+from detectord.daemon.config import ConfigError, MqttConfig
+from detectord.daemon.stages import discovery
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+async def remove_entities(mqtt: MqttConfig) -> list[str]:
+    """The configuration topics emptied; ConfigError (one line) when the broker cannot be reached."""
+    client = make_client(mqtt, f"detectord-remove-{os.getpid()}")
+    client.set_config({"reconnect_retries": 0})
+    tls: ssl.SSLContext | bool = ssl.create_default_context() if mqtt.tls else False
+    try:
+        await asyncio.wait_for(client.connect(mqtt.host, mqtt.port, ssl=tls), CONNECT_TIMEOUT_S)
+    except Exception as exc:  # refused, unreachable, bad credentials, timed out
+        raise ConfigError(f"cannot reach the broker at {mqtt.address}: {exc or type(exc).__name__}") from None
+    try:
+        removed = await discovery.remove(client, mqtt.homeassistant_prefix, mqtt.node)
+        await asyncio.sleep(0.2)  # the QoS 1 publications on their way out
+    finally:
+        with contextlib.suppress(Exception):
+            await client.disconnect()
+    return removed

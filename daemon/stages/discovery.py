@@ -1,0 +1,72 @@
+"""Home Assistant discovery on the wire: announcing a camera's entities and removing stale ones.
+
+The messages themselves come from ``detectord.contract.homeassistant``.
+Removal finds what this daemon announced earlier by subscribing to its
+node's configuration topics, which the broker answers with the retained
+configurations at once, and empties the ones no longer wanted (an empty
+retained payload is Home Assistant's signal to delete the entity).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import gmqtt
+
+from detectord.contract.homeassistant import config_filter
+
+log = logging.getLogger(__name__)
+
+QUIET_S = 0.5
+"""Retained messages arrive right after the subscription; this long without one, all have come."""
+LONGEST_S = 5.0
+
+
+def announce(client: gmqtt.Client, messages: dict[str, dict[str, Any]]) -> None:
+    for topic, payload in messages.items():
+        client.publish(topic, json.dumps(payload), qos=1, retain=True)
+
+
+async def announced(client: gmqtt.Client, prefix: str, node: str) -> list[str]:
+    """The configuration topics of ``node`` that the broker holds (retained, not empty)."""
+    topic_filter = config_filter(prefix, node)
+    head, tail = topic_filter.split("+/", 1)[0], "/config"
+    found: list[str] = []
+    last = time.monotonic()
+    previous = client.on_message
+
+    def collect(client: gmqtt.Client, topic: str, payload: bytes, qos: int, properties: Any) -> int:
+        nonlocal last
+        if topic.startswith(head) and topic.endswith(tail) and f"/{node}/" in topic:
+            last = time.monotonic()
+            if payload:
+                found.append(topic)
+            return 0
+        return int(previous(client, topic, payload, qos, properties)) if previous else 0
+
+    client.on_message = collect
+    client.subscribe(topic_filter, qos=1)
+    started = time.monotonic()
+    try:
+        while time.monotonic() - max(last, started) < QUIET_S and time.monotonic() - started < LONGEST_S:
+            await asyncio.sleep(0.05)
+    finally:
+        client.unsubscribe(topic_filter)
+        client.on_message = previous
+    return found
+
+
+async def remove(client: gmqtt.Client, prefix: str, node: str, keep: Iterable[str] = ()) -> list[str]:
+    """Empty every retained configuration of ``node`` outside ``keep``; returns the topics emptied."""
+    kept = set(keep)
+    stale = [topic for topic in await announced(client, prefix, node) if topic not in kept]
+    for topic in stale:
+        client.publish(topic, b"", qos=1, retain=True)
+    if stale:
+        log.info("Home Assistant: removed %d entities no longer configured", len(stale))
+    return stale

@@ -1,0 +1,112 @@
+"""``hog-people``: OpenCV's built-in HOG pedestrian detector, for machines that cannot download weights.
+
+Its linear SVM (Dalal and Triggs, 2005) is compiled into OpenCV, so it needs
+no file and no network, and it needs no torch either. It is far less
+accurate than Faster R-CNN: upright, mostly whole people only, missed when
+small, sitting, occluded or seen from above, and some false boxes on
+railings and trees. It is here so that detectord shows real person boxes,
+events and occupancy on real footage wherever it is installed.
+
+What it does to a frame:
+
+* every frame is resized to ``ANALYSIS_HEIGHT`` (480) pixels tall before the
+  search, whatever its size: the detector's window is 64x128 pixels, so the
+  smallest person it finds is 128/480 = 27% of the frame's height (64 pixels
+  of a 427x240 frame, which is upscaled 2x); larger frames are shrunk, which
+  keeps the cost per frame the same (about 60 ms on one 2-vCPU machine);
+* OpenCV searches an image pyramid (scale step 1.05) and groups its hits;
+  boxes that still overlap are merged (non-maximum suppression, where a box
+  mostly inside a better one counts as overlapping it);
+* the SVM's margin ``m`` (≥ 0 for a hit, unbounded above) becomes a score
+  in 0..1 as ``1 - exp(-m)``: 0.5 is a margin of 0.69, 0.9 a margin of 2.3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from .errors import ModelOptionError
+from .tracking import PERSON
+from .types import Detections, ModelInfo
+
+ANALYSIS_HEIGHT = 480
+"""Frames are searched at this height: the 128-pixel window is then a person 27% of the frame tall."""
+OVERLAP = 0.65
+"""Two boxes are the same person when they overlap this much of the smaller one."""
+CATEGORIES = ("__background__", "person")
+"""Label 1 is a person, as in torchvision's COCO numbering, so the rest of detectord needs no special case."""
+
+
+def margin_to_score(margin: np.ndarray) -> np.ndarray:
+    return (1.0 - np.exp(-np.clip(margin, 0.0, None))).astype(np.float32)
+
+
+def _overlap_of_smaller(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    top_left = np.maximum(box[:2], others[:, :2])
+    bottom_right = np.minimum(box[2:], others[:, 2:])
+    overlap = np.clip(bottom_right - top_left, 0, None).prod(axis=1)
+    area = (box[2:] - box[:2]).prod()
+    areas = (others[:, 2:] - others[:, :2]).prod(axis=1)
+    return overlap / np.maximum(np.minimum(area, areas), 1e-9)
+
+
+def merge_overlapping(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Indices of the boxes kept, best first: each drops the weaker boxes that overlap ``OVERLAP`` of the smaller."""
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    while order.size:
+        best = int(order[0])
+        keep.append(best)
+        rest = order[1:]
+        order = rest[_overlap_of_smaller(boxes[best], boxes[rest]) < OVERLAP]
+    return np.array(keep, np.int64)
+
+
+def check_hog_options(weights: str, device: str, precision: str) -> None:
+    """What ``hog-people`` accepts: built-in weights, the CPU, float32."""
+    if weights != "default":
+        raise ModelOptionError("weights", "hog-people's weights are built into OpenCV; leave weights at 'default'")
+    if device not in ("auto", "cpu"):
+        raise ModelOptionError("device", f"hog-people runs on the CPU only, not {device!r}")
+    if precision != "fp32":
+        raise ModelOptionError("precision", f"hog-people has one precision, fp32, not {precision!r}")
+
+
+class HogPeopleDetector:
+    """Persons in BGR uint8 frames; the same interface as the torchvision detectors (``FrameDetector``)."""
+
+    categories: tuple[str, ...] = CATEGORIES
+
+    def __init__(self, frame_size: tuple[int, int], score_threshold: float | None = None) -> None:
+        width, height = frame_size
+        self.scale = ANALYSIS_HEIGHT / height
+        self.search_size = (max(64, round(width * self.scale)), ANALYSIS_HEIGHT)
+        self.score_threshold = score_threshold or 0.0
+        self.info = ModelInfo(name="hog-people", weights="built-in", precision="fp32", device="cpu", profile="default")
+        # The contrib wheel's type stubs leave out the HOG classes it has.
+        self._hog = cv2.HOGDescriptor()  # type: ignore[attr-defined]
+        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())  # type: ignore[attr-defined]
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        return [self._detect(frame) for frame in frames]
+
+    def _detect(self, frame: np.ndarray) -> Detections:
+        height, width = frame.shape[:2]
+        interpolation = cv2.INTER_LINEAR if self.scale >= 1 else cv2.INTER_AREA
+        search = cv2.resize(np.ascontiguousarray(frame), self.search_size, interpolation=interpolation)
+        rects, margins = self._hog.detectMultiScale(search, winStride=(8, 8), padding=(8, 8), scale=1.05)
+        if len(rects) == 0:
+            return Detections.empty()
+        rects = np.asarray(rects, np.float32).reshape(-1, 4)
+        boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
+        boxes[:, [0, 2]] *= width / self.search_size[0]
+        boxes[:, [1, 3]] *= height / self.search_size[1]
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+        scores = margin_to_score(np.asarray(margins, np.float32).reshape(-1))
+        keep = merge_overlapping(boxes, scores)
+        keep = keep[scores[keep] >= self.score_threshold]
+        return Detections(boxes[keep], scores[keep], np.full(len(keep), PERSON, np.int32))

@@ -1,0 +1,234 @@
+"""One camera's scene: confident persons followed into events, with counts, occupancy and snapshots.
+
+A person becomes an event once seen in ``min_frames`` processed frames
+(``new``); the event is ``update``d when its best snapshot improves or its
+zones change, at most every ``update_interval_s``; it ends (``end``) when
+the person has gone unseen for ``end_after_s``. The person count of the
+camera, and of each zone, is the number of events going on (in the zone:
+whose person last stood in it); occupancy follows its own rule
+(``Occupancy``), on every confident person of each frame.
+
+Time is the capture time of the frames (seconds since the epoch), so what
+happens does not depend on how late the frames are processed; ``tick``
+lets time pass when no frame comes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detectord.detection.tracking import PERSON, IouTracker, Track
+from detectord.detection.types import Detections
+
+from .config import EventsConfig
+from .occupancy import Occupancy
+from .snapshots import render, wholly_inside
+from .zones import Zone, foot_point, zones_at
+
+
+@dataclass(frozen=True)
+class EventUpdate:
+    """One message of an event; its fields are the payload's (``detectord.contract.build_event``)."""
+
+    type: str
+    """``new``, ``update`` or ``end``."""
+    id: str
+    camera: str
+    label: str
+    track_id: int
+    start_time: float
+    end_time: float | None
+    score: float
+    top_score: float
+    box: tuple[float, float, float, float]
+    current_zones: tuple[str, ...]
+    entered_zones: tuple[str, ...]
+    snapshot_frame_id: int | None
+    snapshot: bytes | None = field(default=None, repr=False)
+    """The JPEG of ``snapshot_frame_id`` when this message is the first to name it: it goes out first."""
+
+    def fields(self) -> dict[str, object]:
+        """The message's fields, without the snapshot's bytes."""
+        return {name: value for name, value in self.__dict__.items() if name != "snapshot"}
+
+
+@dataclass
+class SceneChanges:
+    """What one frame (or the passing of time) changed; None and empty mean unchanged."""
+
+    events: list[EventUpdate] = field(default_factory=list)
+    count: int | None = None
+    occupancy: bool | None = None
+    zone_counts: dict[str, int] = field(default_factory=dict)
+    zone_occupancy: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass
+class _Event:
+    id: str
+    track: Track
+    start_time: float
+    score: float = 0.0
+    top_score: float = 0.0
+    box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    zones: tuple[str, ...] = ()
+    entered: list[str] = field(default_factory=list)
+    best: tuple[bool, float] = (False, -1.0)
+    """(person wholly inside the frame, score) of the best snapshot so far."""
+    snapshot: tuple[int, bytes] | None = None
+    published_snapshot: int | None = None
+    started: bool = False
+    """``new`` was sent."""
+    sent_at: float = 0.0
+    changed: bool = False
+    """Something an ``update`` would report changed since the last message."""
+
+
+class Scene:
+    """Feed it every processed frame of one camera, in order (``observe``), and the time when none comes
+    (``tick``); it returns what changed."""
+
+    def __init__(self, camera: str, frame_size: tuple[int, int], zones: Sequence[Zone], config: EventsConfig) -> None:
+        self.camera = camera
+        self.frame_size = frame_size
+        self.zones = tuple(zones)
+        self.config = config
+        self.occupancy = Occupancy(config.occupancy)
+        self.zone_occupancy = {zone.name: Occupancy(config.occupancy) for zone in self.zones}
+        self.count = 0
+        self.zone_counts = dict.fromkeys((zone.name for zone in self.zones), 0)
+        self._tracker = IouTracker(config.match_iou, self._alive)
+        self._events: dict[int, _Event] = {}
+        self.last_time = float("-inf")
+
+    def _alive(self, track: Track, now: float) -> bool:
+        return now - track.seen_at <= self.config.end_after_s
+
+    def observe(self, frame_id: int, now: float, detections: Detections, pixels: np.ndarray) -> SceneChanges:
+        """One processed frame taken at ``now``; ``pixels`` (BGR) is only read, for a snapshot."""
+        self.last_time = now
+        changes = SceneChanges()
+        self._end(self._tracker.expire(now), changes)
+        candidates = [
+            i
+            for i in range(len(detections))
+            if detections.labels[i] == PERSON and detections.scores[i] >= self.config.score_threshold
+        ]
+        for track in self._tracker.update(detections.boxes, candidates, now):
+            assert track.detection is not None
+            self._see(track, float(detections.scores[track.detection]), frame_id, now, pixels, changes)
+        self._flush(now, changes)
+        self._occupancy(now, [detections.boxes[i] for i in candidates], changes)
+        self._counts(changes)
+        return changes
+
+    def tick(self, now: float) -> SceneChanges:
+        """Time passes without a frame: events end, occupancy turns off, held-back updates go out."""
+        self.last_time = now
+        changes = SceneChanges()
+        self._end(self._tracker.expire(now), changes)
+        self._flush(now, changes)
+        turned = self.occupancy.tick(now)
+        if turned is not None:
+            changes.occupancy = turned
+        for name, occupancy in self.zone_occupancy.items():
+            turned = occupancy.tick(now)
+            if turned is not None:
+                changes.zone_occupancy[name] = turned
+        self._counts(changes)
+        return changes
+
+    def close(self, now: float) -> SceneChanges:
+        """The daemon stops: every event going on ends now."""
+        changes = SceneChanges()
+        self._end([event.track for event in self._events.values()], changes)
+        self._counts(changes)
+        return changes
+
+    # -- events ----------------------------------------------------------------------
+
+    def _see(
+        self, track: Track, score: float, frame_id: int, now: float, pixels: np.ndarray, changes: SceneChanges
+    ) -> None:
+        event = self._events.get(track.track_id)
+        if event is None:
+            event = _Event(f"{now:.6f}-{uuid.uuid4().hex[:6]}", track, start_time=now)
+            self._events[track.track_id] = event
+        event.score = score
+        event.top_score = max(event.top_score, score)
+        event.box = (float(track.box[0]), float(track.box[1]), float(track.box[2]), float(track.box[3]))
+        zones = zones_at(self.zones, event.box)
+        if zones != event.zones:
+            event.zones = zones
+            event.entered += [name for name in zones if name not in event.entered]
+            event.changed = True
+        quality = (wholly_inside(event.box, self.frame_size), score)
+        if quality > event.best:
+            event.best = quality
+            event.snapshot = (frame_id, render(pixels, event.box, self.config.snapshot))
+            event.changed = True
+        if not event.started and track.hits >= self.config.min_frames:
+            event.started = True
+            self._send(event, "new", now, changes)
+
+    def _flush(self, now: float, changes: SceneChanges) -> None:
+        for event in self._events.values():
+            if event.started and event.changed and now - event.sent_at >= self.config.update_interval_s:
+                self._send(event, "update", now, changes)
+
+    def _end(self, tracks: Sequence[Track], changes: SceneChanges) -> None:
+        for track in tracks:
+            event = self._events.pop(track.track_id, None)
+            if event is not None and event.started:
+                self._send(event, "end", track.seen_at, changes, end_time=track.seen_at)
+
+    def _send(self, event: _Event, kind: str, now: float, changes: SceneChanges, end_time: float | None = None) -> None:
+        snapshot_id, jpeg = event.snapshot if event.snapshot is not None else (None, None)
+        if snapshot_id == event.published_snapshot:
+            jpeg = None
+        event.published_snapshot = snapshot_id
+        changes.events.append(
+            EventUpdate(
+                type=kind,
+                id=event.id,
+                camera=self.camera,
+                label="person",
+                track_id=event.track.track_id,
+                start_time=event.start_time,
+                end_time=end_time,
+                score=event.score,
+                top_score=event.top_score,
+                box=event.box,
+                current_zones=event.zones,
+                entered_zones=tuple(event.entered),
+                snapshot_frame_id=snapshot_id,
+                snapshot=jpeg,
+            )
+        )
+        event.sent_at = now
+        event.changed = False
+
+    # -- counts and occupancy ----------------------------------------------------------
+
+    def _occupancy(self, now: float, boxes: Sequence[np.ndarray], changes: SceneChanges) -> None:
+        turned = self.occupancy.observe(bool(boxes), now)
+        if turned is not None:
+            changes.occupancy = turned
+        feet = [foot_point(box) for box in boxes]
+        for zone in self.zones:
+            turned = self.zone_occupancy[zone.name].observe(any(zone.contains(p) for p in feet), now)
+            if turned is not None:
+                changes.zone_occupancy[zone.name] = turned
+
+    def _counts(self, changes: SceneChanges) -> None:
+        going_on = [event for event in self._events.values() if event.started]
+        if len(going_on) != self.count:
+            self.count = changes.count = len(going_on)
+        for zone in self.zones:
+            inside = sum(zone.name in event.zones for event in going_on)
+            if inside != self.zone_counts[zone.name]:
+                self.zone_counts[zone.name] = changes.zone_counts[zone.name] = inside

@@ -1,0 +1,38 @@
+"""The picture of an event, encoded once when it becomes the event's best."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from .config import SnapshotConfig
+
+EDGE_PX = 2.0
+"""A box this close to the frame's border is a person partly outside the picture."""
+BOX_COLOUR = (0, 200, 255)
+
+
+def wholly_inside(box: Sequence[float], frame_size: tuple[int, int]) -> bool:
+    width, height = frame_size
+    return box[0] >= EDGE_PX and box[1] >= EDGE_PX and box[2] <= width - EDGE_PX and box[3] <= height - EDGE_PX
+
+
+def render(pixels: np.ndarray, box: Sequence[float], config: SnapshotConfig) -> bytes:
+    """JPEG of ``pixels`` (BGR) with the box drawn and/or cropped around as configured."""
+    image = pixels.copy() if config.draw_box or config.crop else pixels
+    x1, y1, x2, y2 = (round(float(v)) for v in box)
+    if config.draw_box:
+        thickness = max(1, round(min(image.shape[:2]) / 200))
+        cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), BOX_COLOUR, thickness)
+    if config.crop:
+        height, width = image.shape[:2]
+        dx = int((x2 - x1) * config.crop_margin)
+        dy = int((y2 - y1) * config.crop_margin)
+        cropped = image[max(0, y1 - dy) : min(height, y2 + dy), max(0, x1 - dx) : min(width, x2 + dx)]
+        image = cropped if cropped.size else image
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality])
+    if not ok:
+        raise ValueError("cannot encode the snapshot as JPEG")
+    return jpeg.tobytes()

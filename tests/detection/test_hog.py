@@ -1,0 +1,84 @@
+"""hog-people on real footage that a package ships (OpenCV's sample video of pedestrians, Debian's opencv-doc)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from detectord.detection import PERSON, ModelOptionError, check_options
+from detectord.detection.hog import HogPeopleDetector, margin_to_score, merge_overlapping
+
+SAMPLES = Path("/usr/share/doc/opencv-doc/examples/data")
+PEDESTRIANS = SAMPLES / "vtest.avi"
+SIZE = (427, 240)
+
+
+def frames(path: Path, count: int) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    out = []
+    while len(out) < count:
+        ok, frame = capture.read()
+        assert ok, f"{path} ended after {len(out)} frames (install.sh installs opencv-doc)"
+        out.append(cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA))
+    return out
+
+
+@pytest.fixture(scope="module")
+def detector() -> HogPeopleDetector:
+    return HogPeopleDetector(SIZE)
+
+
+def test_it_finds_the_people_walking_in_real_footage_at_427x240(detector: HogPeopleDetector) -> None:
+    found = detector(frames(PEDESTRIANS, 30))
+    assert len(found) == 30
+    with_people = [dets for dets in found if len(dets)]
+    assert len(with_people) >= 24, f"people found in only {len(with_people)} of 30 frames"
+    for dets in with_people:
+        assert (dets.labels == PERSON).all()
+        assert ((dets.scores > 0) & (dets.scores < 1)).all()
+        assert list(dets.scores) == sorted(dets.scores, reverse=True)
+        width, height = dets.boxes[:, 2] - dets.boxes[:, 0], dets.boxes[:, 3] - dets.boxes[:, 1]
+        assert (height > width).all(), "a standing person is taller than wide"
+        assert (dets.boxes[:, [0, 2]] <= SIZE[0]).all() and (dets.boxes[:, [1, 3]] <= SIZE[1]).all()
+
+
+def test_it_finds_nobody_in_scenes_without_people(detector: HogPeopleDetector) -> None:
+    flat = np.full((SIZE[1], SIZE[0], 3), 128, np.uint8)
+    noise = np.random.default_rng(0).normal(128, 20, flat.shape).clip(0, 255).astype(np.uint8)
+    photos = [cv2.resize(cv2.imread(str(SAMPLES / name)), SIZE) for name in ("building.jpg", "fruits.jpg")]
+    assert [len(dets) for dets in detector([flat, noise, *photos])] == [0, 0, 0, 0]
+
+
+def test_frames_of_any_size_are_searched_at_one_height_and_boxes_come_back_in_their_pixels() -> None:
+    detector = HogPeopleDetector(SIZE)
+    frame, small = next((f, d) for f in frames(PEDESTRIANS, 10) for d in detector([f]) if len(d))
+    large_frame = cv2.resize(frame, (SIZE[0] * 2, SIZE[1] * 2), interpolation=cv2.INTER_CUBIC)
+    large = HogPeopleDetector((SIZE[0] * 2, SIZE[1] * 2))([large_frame])[0]
+    assert len(large)
+    nearest = np.abs(large.boxes[:, None, :] / 2 - small.boxes[None, :, :]).max(axis=2).min(axis=0)
+    assert (nearest < 12).mean() >= 0.5, "the same people, in the larger frame's pixels"
+
+
+def test_overlapping_boxes_merge_into_the_best_one() -> None:
+    boxes = np.array([[10, 10, 60, 130], [14, 12, 58, 126], [20, 30, 50, 100], [200, 10, 250, 130]], np.float32)
+    scores = np.array([0.7, 0.9, 0.5, 0.6], np.float32)
+    assert merge_overlapping(boxes, scores).tolist() == [1, 3]
+    assert margin_to_score(np.array([0.0, np.log(2)]))[1] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    ("weights", "device", "precision", "option"),
+    [("random", "cpu", "fp32", "weights"), ("default", "cuda", "fp32", "device"), ("default", "cpu", "fp16", "precision")],
+)
+def test_options_that_do_not_apply_are_refused_naming_the_option(
+    weights: str, device: str, precision: str, option: str
+) -> None:
+    with pytest.raises(ModelOptionError) as raised:
+        check_options(
+            name="hog-people", weights=weights, profile="default", device=device, precision=precision,
+            calibration=None, score_threshold=None,
+        )  # fmt: skip
+    assert raised.value.option == option
