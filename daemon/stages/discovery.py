@@ -10,6 +10,7 @@ retained payload is Home Assistant's signal to delete the entity).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -39,6 +40,7 @@ async def announced(client: gmqtt.Client, prefix: str, node: str) -> list[str]:
     found: list[str] = []
     last = time.monotonic()
     previous = client.on_message
+    """gmqtt hands the handler back bound to the client (a partial): called without it, restored unbound."""
 
     def collect(client: gmqtt.Client, topic: str, payload: bytes, qos: int, properties: Any) -> int:
         nonlocal last
@@ -47,7 +49,7 @@ async def announced(client: gmqtt.Client, prefix: str, node: str) -> list[str]:
             if payload:
                 found.append(topic)
             return 0
-        return int(previous(client, topic, payload, qos, properties)) if previous else 0
+        return int(previous(topic, payload, qos, properties) or 0)
 
     client.on_message = collect
     client.subscribe(topic_filter, qos=1)
@@ -57,7 +59,7 @@ async def announced(client: gmqtt.Client, prefix: str, node: str) -> list[str]:
             await asyncio.sleep(0.05)
     finally:
         client.unsubscribe(topic_filter)
-        client.on_message = previous
+        client.on_message = previous.func if isinstance(previous, functools.partial) else lambda *_: 0
     return found
 
 

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 from detectord.daemon.config import ModelConfig
@@ -36,6 +37,30 @@ class BrightBoxDetector:
 
 def bright_box_factory(config: ModelConfig, frame_size: tuple[int, int]) -> BrightBoxDetector:
     return BrightBoxDetector()
+
+
+class BlobDetector(BrightBoxDetector):
+    """Every bright rectangle is a person: the scripted videos of the event tests draw several, or one for a
+    single frame."""
+
+    info = ModelInfo(name="bright-blobs", weights="none", precision="fp32", device="cpu", profile="test")
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        out = []
+        for frame in frames:
+            mask = (frame.min(axis=2) > 200).astype(np.uint8)
+            count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+            blobs = [s for s in stats[1:count] if s[cv2.CC_STAT_AREA] >= 50]
+            if not blobs:
+                out.append(Detections.empty())
+                continue
+            boxes = np.array([[x, y, x + w, y + h] for x, y, w, h, _ in blobs], np.float32)
+            out.append(Detections(boxes, np.full(len(boxes), 0.99, np.float32), np.full(len(boxes), PERSON, np.int32)))
+        return out
+
+
+def blob_factory(config: ModelConfig, frame_size: tuple[int, int]) -> BlobDetector:
+    return BlobDetector()
 
 
 def failing_factory(config: ModelConfig, frame_size: tuple[int, int]) -> BrightBoxDetector:

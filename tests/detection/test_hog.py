@@ -71,7 +71,11 @@ def test_overlapping_boxes_merge_into_the_best_one() -> None:
 
 @pytest.mark.parametrize(
     ("weights", "device", "precision", "option"),
-    [("random", "cpu", "fp32", "weights"), ("default", "cuda", "fp32", "device"), ("default", "cpu", "fp16", "precision")],
+    [
+        ("random", "cpu", "fp32", "weights"),
+        ("default", "cuda", "fp32", "device"),
+        ("default", "cpu", "fp16", "precision"),
+    ],
 )
 def test_options_that_do_not_apply_are_refused_naming_the_option(
     weights: str, device: str, precision: str, option: str

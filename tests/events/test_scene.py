@@ -51,7 +51,7 @@ def test_a_person_crossing_into_a_zone_makes_new_then_update_with_the_zone_then_
     s = scene()
     script = [people(walker(20 + 10 * i)) for i in range(30)] + [people()] * 15
     updates = events_of(play(s, script))
-    assert [u.type for u in updates][0] == "new" and updates[-1].type == "end"
+    assert updates[0].type == "new" and updates[-1].type == "end"
     assert {u.id for u in updates} == {updates[0].id}
     assert updates[0].entered_zones == ()
     entering = next(u for u in updates if u.entered_zones)

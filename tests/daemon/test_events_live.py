@@ -1,0 +1,217 @@
+"""Events, counts, occupancy, snapshots and Home Assistant discovery from the live daemon: real processes, a real
+Mosquitto, a scripted video whose white rectangles the test double reports as people."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detectord.contract import parse_frame, parse_stats
+from detectord.contract.scene import parse_count, parse_event, parse_occupancy
+
+from ..mqtt import Mosquitto, Received, Subscriber
+from .conftest import stop_group
+
+REPO = Path(__file__).resolve().parents[2]
+FPS = 25.0
+WIDTH, HEIGHT = 854, 480
+PASS_S = 12.0
+"""The scripted video's length; the daemon plays it in a loop."""
+
+
+def person(image: np.ndarray, x: int) -> None:
+    image[120:420, x : x + 80] = 255
+
+
+def scripted_video(path: Path) -> Path:
+    """0-1 s nobody; 1-4 s one person walks from the left into the right half (the door zone); 4-6 s nobody;
+    6-8 s two people, one on each side; 8-10.4 s nobody; one frame at 10.4 s with a person (a flicker); then
+    nobody until the end at 12 s."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
+    for i in range(int(PASS_S * FPS)):
+        image = np.full((HEIGHT, WIDTH, 3), 40, np.uint8)
+        if 25 <= i < 100:
+            person(image, 40 + (i - 25) * 9)
+        elif 150 <= i < 200:
+            person(image, 100)
+            person(image, 600)
+        elif i == 260:
+            person(image, 300)
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def start(tmp_path: Path, port: int, camera: str, zones: str, extra: str = "") -> tuple[subprocess.Popen[bytes], Path]:
+    config = tmp_path / f"{camera}-{uuid.uuid4().hex[:4]}.toml"
+    config.write_text(
+        f'camera = "{camera}"\n[mqtt]\nport = {port}\nstats_interval_s = 1.0\nhomeassistant_node = "testnode"\n'
+        "[events]\nmin_frames = 3\nend_after_s = 0.8\nupdate_interval_s = 0.2\n"
+        "[events.occupancy]\nmin_frames = 2\nwindow = 3\noff_after_s = 0.8\n"
+        f"[events.snapshot]\ndraw_box = false\n{extra}{zones}"
+    )
+    log = tmp_path / f"{config.stem}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.daemon.live_runner", "blobs", "--config", str(config),
+         "--source", str(tmp_path / "script.mp4"), "--loop"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=log.open("w"), start_new_session=True,
+    )  # fmt: skip
+    return process, log
+
+
+DOOR = '[[zones]]\nname = "door"\npoints = [[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]\nnormalized = true\n'
+YARD = '[[zones]]\nname = "yard"\npoints = [[0, 0], [100, 0], [100, 240], [0, 240]]\n'
+
+
+def frame_id_of(message: Received) -> int:
+    return parse_frame(message.payload, message.properties)[0]
+
+
+def test_a_scripted_scene_makes_the_documented_events_counts_occupancy_and_snapshots(
+    tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
+) -> None:
+    scripted_video(tmp_path / "script.mp4")
+    camera = f"e{uuid.uuid4().hex[:6]}"
+    process, log = start(tmp_path, broker.port, camera, DOOR)
+
+    def events() -> list[dict]:
+        return [parse_event(m.payload) for m in subscriber.on(f"{camera}/events")]
+
+    def first_pass_over() -> bool:
+        found = events()
+        return bool(found) and time.time() > found[0]["start_time"] + PASS_S - 1.3
+
+    try:
+        assert subscriber.wait_for(first_pass_over, 90), log.read_text()
+        time.sleep(0.5)
+    finally:
+        assert stop_group(process) == 0, log.read_text()
+    found = events()
+    window_end = found[0]["start_time"] + PASS_S - 1.2
+    by_id: dict[str, list[dict]] = defaultdict(list)
+    for event in found:
+        if event["start_time"] < window_end:
+            by_id[event["id"]].append(event)
+    assert len(by_id) == 3, f"the walker and the two people; the flicker makes none: {dict(by_id)}"
+    walker, *pair = sorted(by_id.values(), key=lambda messages: messages[0]["start_time"])
+    types = [m["type"] for m in walker]
+    assert types[0] == "new" and types[-1] == "end" and set(types[1:-1]) <= {"update"}
+    assert any(m["type"] == "update" and m["entered_zones"] == ["door"] for m in walker)
+    assert walker[0]["entered_zones"] == [] and walker[-1]["entered_zones"] == ["door"]
+    assert len({m["track_id"] for m in walker}) == 1
+    assert all(messages[-1]["type"] == "end" for messages in pair)
+    first, second = (messages[-1] for messages in pair)
+    assert first["start_time"] < second["end_time"] and second["start_time"] < first["end_time"], "at once"
+    assert sorted(m[-1]["current_zones"] for m in pair) == [[], ["door"]]
+
+    end = walker[-1]
+    snapshots = [m for m in subscriber.on(f"{camera}/person/snapshot") if frame_id_of(m) == end["snapshot_frame_id"]]
+    frames = [m for m in subscriber.on(f"{camera}/frame") if frame_id_of(m) == end["snapshot_frame_id"]]
+    assert snapshots and frames
+    snapshot = cv2.imdecode(np.frombuffer(snapshots[0].payload, np.uint8), cv2.IMREAD_COLOR)
+    frame = cv2.imdecode(np.frombuffer(frames[0].payload, np.uint8), cv2.IMREAD_COLOR)
+    assert snapshot.shape == frame.shape == (240, 427, 3)
+    assert np.abs(snapshot.astype(int) - frame).mean() < 3, "the snapshot is the frame its event names"
+
+    counts = [parse_count(m.payload) for m in subscriber.on(f"{camera}/person")]
+    assert 2 in counts and counts[0] == 0 and counts[-1] == 0
+    occupancy = [parse_occupancy(m.payload) for m in subscriber.on(f"{camera}/occupancy")]
+    assert occupancy[:3] == [False, True, False]
+    door = [parse_occupancy(m.payload) for m in subscriber.on(f"{camera}/zones/door/occupancy")]
+    assert True in door and door[-1] is False
+
+
+def _configs(subscriber: Subscriber) -> dict[str, list[Received]]:
+    found: dict[str, list[Received]] = defaultdict(list)
+    for message in subscriber.on("/config"):
+        if message.topic.startswith("homeassistant/") and "/testnode/" in message.topic:
+            found[message.topic].append(message)
+    return found
+
+
+def test_home_assistant_discovers_every_entity_gets_states_reannounces_and_removes(
+    tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
+) -> None:
+    scripted_video(tmp_path / "script.mp4")
+    camera = f"h{uuid.uuid4().hex[:6]}"
+    process, log = start(tmp_path, broker.port, camera, DOOR + YARD)
+    try:
+        assert subscriber.wait_for(lambda: len(_configs(subscriber)) == 9, 60), log.read_text()
+        assert subscriber.wait_for(lambda: bool(subscriber.on(f"{camera}/person/snapshot")), 60), log.read_text()
+        assert subscriber.wait_for(lambda: bool(subscriber.on(f"{camera}/stats")), 10)
+        for topic, messages in _configs(subscriber).items():
+            config = json.loads(messages[-1].payload)
+            component = topic.split("/")[1]
+            assert config["unique_id"] and config["device"]["identifiers"]
+            (availability,) = config["availability"]
+            assert availability["topic"] == f"detector/{camera}/status"
+            assert (availability["payload_available"], availability["payload_not_available"]) == ("online", "offline")
+            state_topic = config["topic"] if component == "camera" else config["state_topic"]
+            states = [m for m in subscriber.messages if m.topic == state_topic]
+            assert states, f"{topic}: nothing on {state_topic}"
+            for state in states:
+                if component == "camera":
+                    parse_frame(state.payload, state.properties)
+                elif component == "binary_sensor":
+                    parse_occupancy(state.payload)
+                elif "value_template" in config:
+                    parse_stats(state.payload)
+                else:
+                    parse_count(state.payload)
+        late = Subscriber(broker.port, "homeassistant/#")
+        try:
+            assert late.wait_for(lambda: len(late.messages) >= 9, 10)
+            assert all(m.retain for m in late.messages), "configurations are retained"
+        finally:
+            late.close()
+        stats = json.loads(subscriber.on(f"{camera}/stats")[-1].payload)
+        assert stats["stages"]["inference"]["fps"] >= 0 and sum(stats["drops"].values()) >= 0
+
+        before = sum(len(messages) for messages in _configs(subscriber).values())
+        subscriber.publish("homeassistant/status", "online")
+        assert subscriber.wait_for(
+            lambda: sum(len(messages) for messages in _configs(subscriber).values()) >= before + 9, 10
+        ), "configurations are sent again when Home Assistant says it is online"
+    finally:
+        assert stop_group(process) == 0, log.read_text()
+    assert subscriber.wait_for(lambda: subscriber.on(f"{camera}/status")[-1].payload == b"offline", 10)
+
+    yard = [topic for topic in _configs(subscriber) if "_zone_yard_" in topic]
+    assert len(yard) == 2
+    process, log = start(tmp_path, broker.port, camera, DOOR)
+    try:
+        assert subscriber.wait_for(lambda: all(_configs(subscriber)[topic][-1].payload == b"" for topic in yard), 30), (
+            f"a zone taken out of the configuration loses its entities\n{log.read_text()}"
+        )
+        assert all(_configs(subscriber)[topic][-1].payload for topic in _configs(subscriber) if topic not in yard)
+    finally:
+        assert stop_group(process) == 0, log.read_text()
+
+    config = tmp_path / "remove.toml"
+    config.write_text(f'[mqtt]\nport = {broker.port}\nhomeassistant_node = "testnode"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "detectord.daemon", "--config", str(config), "homeassistant-remove"],
+        check=False, capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"removed 7 Home Assistant entities of node testnode from 127.0.0.1:{broker.port}"
+    assert subscriber.wait_for(lambda: all(m[-1].payload == b"" for m in _configs(subscriber).values()), 10)
+
+
+def test_removing_entities_from_a_broker_that_is_not_there_says_so_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "remove.toml"
+    config.write_text("[mqtt]\nport = 9\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "detectord.daemon", "--config", str(config), "homeassistant-remove"],
+        check=False, capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "cannot reach the broker at 127.0.0.1:9" in done.stderr
