@@ -86,9 +86,8 @@ class HogPeopleDetector:
         self.search_size = (max(64, round(width * self.scale)), ANALYSIS_HEIGHT)
         self.score_threshold = score_threshold or 0.0
         self.info = ModelInfo(name="hog-people", weights="built-in", precision="fp32", device="cpu", profile="default")
-        # The contrib wheel's type stubs leave out the HOG classes it has.
-        self._hog = cv2.HOGDescriptor()  # type: ignore[attr-defined]
-        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())  # type: ignore[attr-defined]
+        self._hog = cv2.HOGDescriptor()
+        self._hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32))
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         return [self._detect(frame) for frame in frames]
@@ -100,8 +99,8 @@ class HogPeopleDetector:
         rects, margins = self._hog.detectMultiScale(search, winStride=(8, 8), padding=(8, 8), scale=1.05)
         if len(rects) == 0:
             return Detections.empty()
-        rects = np.asarray(rects, np.float32).reshape(-1, 4)
-        boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
+        found = np.asarray(rects, np.float32).reshape(-1, 4)
+        boxes = np.concatenate([found[:, :2], found[:, :2] + found[:, 2:]], axis=1)
         boxes[:, [0, 2]] *= width / self.search_size[0]
         boxes[:, [1, 3]] *= height / self.search_size[1]
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)

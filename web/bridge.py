@@ -22,6 +22,7 @@ from detectord.contract import (
     parse_stats,
     parse_status,
 )
+from detectord.contract.scene import parse_count, parse_event, parse_occupancy, parse_zones
 
 from .hub import Hub
 
@@ -63,14 +64,36 @@ class Bridge:
                 self.hub.on_frame(where.camera, frame_id, jpeg)
             elif kind == "status":
                 self.hub.on_status(where.camera, parse_status(payload))
-            else:
+            elif kind == "stats":
                 self.hub.on_stats(where.camera, parse_stats(payload))
+            else:
+                self._scene(where.camera, kind, where.zone, payload, properties or {})
         except Malformed as exc:
             self.hub.malformed += 1
             if time.monotonic() - self._last_complaint > 10:
                 self._last_complaint = time.monotonic()
                 log.warning("skipped a malformed message on %s: %s (%d so far)", topic[:128], exc, self.hub.malformed)
         return 0
+
+    def _scene(self, camera: str, kind: str, zone: str | None, payload: bytes, properties: Any) -> None:
+        if kind == "events":
+            event = parse_event(payload)
+            if event["camera"] != camera:
+                raise Malformed(f"event of camera {event['camera']!r} on {camera!r}'s topic")
+            self.hub.on_event(camera, event)
+        elif kind == "snapshot":
+            self.hub.on_snapshot(camera, *parse_frame(payload, properties))
+        elif kind == "person":
+            self.hub.on_scene(camera, count=parse_count(payload))
+        elif kind == "occupancy":
+            self.hub.on_scene(camera, occupancy=parse_occupancy(payload))
+        elif kind == "zones":
+            zones = parse_zones(payload)
+            self.hub.on_scene(camera, zones={"size": zones["size"], "polygons": zones["zones"]})
+        elif kind == "zone_person" and zone is not None:
+            self.hub.on_scene(camera, zone_counts={zone: parse_count(payload)})
+        elif kind == "zone_occupancy" and zone is not None:
+            self.hub.on_scene(camera, zone_occupancy={zone: parse_occupancy(payload)})
 
     async def run(self) -> None:
         """Connect, retrying with backoff until the first success; gmqtt reconnects afterwards."""

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 PAIRING_WINDOW = 16
 """Unpaired detections or frames kept per camera while their other half is on its way."""
+RECENT_EVENTS = 20
+"""Events kept per camera (newest state of each) for browsers that connect later."""
+SNAPSHOTS = 8
+"""Snapshots kept per camera until an event names them."""
 
 Send = Callable[[str | bytes, bool], Awaitable[None]]
 """Write one WebSocket message (text or binary); resolves when it is flushed to the socket."""
@@ -37,6 +41,11 @@ class Camera:
     _detections: OrderedDict[int, dict[str, Any]] = field(default_factory=OrderedDict)
     _jpegs: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
     unpaired: int = 0
+    scene: dict[str, Any] = field(default_factory=lambda: {"occupancy": None, "count": None, "zones": None})
+    """Occupancy, count, the zones (polygons) and each zone's count and occupancy, as last published."""
+    events: OrderedDict[str, tuple[dict[str, Any], bytes | None]] = field(default_factory=OrderedDict)
+    """Event id -> (its newest message, its snapshot), oldest first."""
+    _snapshots: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
 
     def pair(self, frame_id: int, detections: dict[str, Any] | None, jpeg: bytes | None) -> tuple[dict, bytes] | None:
         """Add one half of a frame; returns both halves once they are together."""
@@ -69,7 +78,24 @@ class Camera:
             "last_frame_at": self.last_frame_at,
             "unpaired": self.unpaired,
             "stats": self.stats,
+            "scene": self.scene,
         }
+
+    def keep_snapshot(self, frame_id: int, jpeg: bytes) -> None:
+        self._snapshots[frame_id] = jpeg
+        while len(self._snapshots) > SNAPSHOTS:
+            self._snapshots.popitem(last=False)
+
+    def keep_event(self, event: dict[str, Any]) -> bytes | None:
+        """Remember the event's newest message with its snapshot (the one it names, or the one it had)."""
+        known = self.events.pop(event["id"], None)
+        snapshot = self._snapshots.get(event["snapshot_frame_id"]) if event["snapshot_frame_id"] is not None else None
+        if snapshot is None and known is not None:
+            snapshot = known[1]
+        self.events[event["id"]] = (event, snapshot)
+        while len(self.events) > RECENT_EVENTS:
+            self.events.popitem(last=False)
+        return snapshot
 
 
 class Client:
@@ -123,6 +149,9 @@ class Hub:
         client = Client(send)
         self.clients.add(client)
         client.offer(("hello", ""), [(json.dumps({"type": "hello", "cameras": self.describe()}), False)])
+        for name, camera in self.cameras.items():
+            for event, snapshot in camera.events.values():
+                client.offer(("event", f"{name}/{event['id']}"), _event_messages(name, event, snapshot))
         return client
 
     def remove(self, client: Client) -> None:
@@ -143,6 +172,23 @@ class Hub:
         self.camera(camera).stats = stats
         self._broadcast(("stats", camera), [(json.dumps({"type": "stats", "camera": camera, "stats": stats}), False)])
 
+    def on_scene(self, camera: str, **changed: Any) -> None:
+        """A count, an occupancy or the zones changed (``zone_counts={"door": 1}`` for one zone's)."""
+        scene = self.camera(camera).scene
+        for key, value in changed.items():
+            if key in ("zone_counts", "zone_occupancy"):
+                scene[key] = {**scene.get(key, {}), **value}
+            else:
+                scene[key] = value
+        self._broadcast(("scene", camera), [(json.dumps({"type": "scene", "camera": camera, "scene": scene}), False)])
+
+    def on_snapshot(self, camera: str, frame_id: int, jpeg: bytes) -> None:
+        self.camera(camera).keep_snapshot(frame_id, jpeg)
+
+    def on_event(self, camera: str, event: dict[str, Any]) -> None:
+        snapshot = self.camera(camera).keep_event(event)
+        self._broadcast(("event", f"{camera}/{event['id']}"), _event_messages(camera, event, snapshot))
+
     def on_detections(self, camera: str, detections: dict[str, Any]) -> None:
         self._paired(camera, self.camera(camera).pair(detections["frame_id"], detections, None))
 
@@ -158,3 +204,12 @@ class Hub:
 
     def describe(self) -> dict[str, Any]:
         return {name: camera.summary() for name, camera in sorted(self.cameras.items())}
+
+
+def _event_messages(camera: str, event: dict[str, Any], snapshot: bytes | None) -> list[tuple[str | bytes, bool]]:
+    """The event's JSON, then its snapshot as the next binary message when it has one."""
+    header = {"type": "event", "camera": camera, "event": event, "snapshot": snapshot is not None}
+    messages: list[tuple[str | bytes, bool]] = [(json.dumps(header), False)]
+    if snapshot is not None:
+        messages.append((snapshot, True))
+    return messages

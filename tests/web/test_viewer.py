@@ -18,6 +18,7 @@ from selenium.webdriver.chrome.service import Service
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
+from detectord.contract.scene import build_event, build_zones
 from detectord.daemon.cli.mosquitto import Mosquitto
 from detectord.web.client import frames
 
@@ -232,3 +233,77 @@ def test_a_foreign_origin_and_a_missing_token_are_refused(tmp_path: Path, broker
     finally:
         viewer.process.terminate()
         viewer.process.wait(10)
+
+
+SCENE = """
+const s = document.querySelector(`section[data-camera="${arguments[0]}"]`);
+if (!s) return null;
+const items = [...s.querySelectorAll(".events li")];
+return {
+  occupancy: s.querySelector(".occupancy").textContent,
+  count: s.querySelector(".count").textContent,
+  events: items.map((li) => ({id: li.dataset.id, type: li.dataset.type, text: li.textContent,
+    thumbnail: li.querySelector("img").naturalWidth})),
+};
+"""
+
+
+def _event(event_id: str, kind: str, start: float, zones: list[str], snapshot: int | None) -> str:
+    return json.dumps(
+        build_event(
+            type=kind,
+            id=event_id,
+            camera="front",
+            label="person",
+            track_id=1,
+            start_time=start,
+            end_time=start + 5 if kind == "end" else None,
+            score=0.8,
+            top_score=0.9,
+            box=[10, 10, 50, 120],
+            current_zones=zones,
+            entered_zones=zones,
+            snapshot_frame_id=snapshot,
+        )
+    )
+
+
+@browser_available
+def test_the_page_shows_occupancy_counts_events_with_thumbnails_and_draws_zones(
+    viewer: Viewer, mqtt: Subscriber, browser: webdriver.Chrome
+) -> None:
+    browser.get(viewer.url)
+    _wait(lambda: browser.execute_script("return document.getElementById('connection').textContent") == "live")
+    zones = build_zones("front", (427, 240), {"door": [[300, 0], [427, 0], [427, 240], [300, 240]]})
+    mqtt.publish("detector/front/zones", json.dumps(zones), retain=True)
+    mqtt.publish("detector/front/occupancy", "ON", retain=True)
+    mqtt.publish("detector/front/person", "2", retain=True)
+    mqtt.publish("detector/front/zones/door/person", "1", retain=True)
+    mqtt.publish("detector/front/zones/door/occupancy", "ON", retain=True)
+    mqtt.publish("detector/front/person/snapshot", jpeg(value=200), user_property=[("frame_id", "7")])
+    mqtt.publish("detector/front/events", _event("e-old", "new", 1000.0, [], 7))
+    mqtt.publish("detector/front/events", _event("e-new", "new", 2000.0, ["door"], None))
+    mqtt.publish("detector/front/events", _event("e-old", "end", 1000.0, [], 7))
+    publish_frame(mqtt, "front", 1, [10.0, 10.0, 50.0, 120.0], jpeg(value=0))
+
+    def shown() -> dict | None:
+        scene = browser.execute_script(SCENE, "front")
+        ended = scene and any(e["type"] == "end" and e["thumbnail"] for e in scene["events"])
+        return scene if ended and len(scene["events"]) == 2 and "door" in scene["count"] else None
+
+    scene = _wait(shown)
+    assert scene is not None, (browser.execute_script(SCENE, "front"), viewer.log.read_text())
+    assert scene["occupancy"] == "occupied"
+    assert scene["count"] == "2 people · door: 1"
+    assert [e["id"] for e in scene["events"]] == ["e-new", "e-old"], "newest first"
+    assert "zones: door" in scene["events"][0]["text"]
+    assert scene["events"][1]["thumbnail"] == 427, "the snapshot the event names"
+    assert _wait(lambda: browser.execute_script(
+        "const s = document.querySelector('section[data-camera=\"front\"]'); return s && s.dataset.frameId"
+    ))  # fmt: skip
+    inside, outside = browser.execute_script(PIXEL, "front", 360, 200), browser.execute_script(PIXEL, "front", 200, 200)
+    assert inside[0] > outside[0] + 20, f"the occupied zone is shaded: {inside} vs {outside}"
+
+    browser.refresh()
+    again = _wait(lambda: (s := browser.execute_script(SCENE, "front")) and len(s["events"]) == 2 and s)
+    assert again and again["occupancy"] == "occupied", "a page opened later shows the same"

@@ -1,13 +1,18 @@
-// detectord live viewer: frames and boxes from the viewer's WebSocket, drawn on one canvas per camera.
+// detectord live viewer: frames and boxes from the viewer's WebSocket, drawn on one canvas per camera, with
+// each camera's occupancy, person count, zones and events.
 // Every text that comes from the network is set with textContent or drawn with fillText: never as HTML.
 "use strict";
 
 const MAIN_COLOR = "rgb(0, 220, 0)";
 const OTHER_COLOR = "rgb(40, 160, 200)";
+const ZONE_COLOR = "rgba(255, 200, 0, 0.9)";
+const ZONE_FILL = "rgba(255, 200, 0, 0.12)";
+const ZONE_OCCUPIED_FILL = "rgba(255, 120, 0, 0.3)";
+const MAX_EVENTS = 20;
 const cameras = new Map();
 const picker = document.getElementById("picker");
 const connection = document.getElementById("connection");
-let pendingFrame = null;   // the JSON half of a frame; its JPEG is the next binary message
+let pending = null;   // a frame's or an event's JSON whose JPEG is the next binary message
 
 function camera(name) {
   if (cameras.has(name)) return cameras.get(name);
@@ -22,6 +27,8 @@ function camera(name) {
   const cam = {
     node, canvas: node.querySelector("canvas"), status: node.querySelector(".status"),
     stats: node.querySelector(".stats"), frames: [], latencies: [], drawing: false, next: null,
+    occupancy: node.querySelector(".occupancy"), count: node.querySelector(".count"),
+    events: node.querySelector(".events"), scene: {},
   };
   cam.ctx = cam.canvas.getContext("2d");
   cameras.set(name, cam);
@@ -37,6 +44,76 @@ picker.addEventListener("change", applyPicker);
 function setStatus(cam, status) {
   cam.status.textContent = status;
   cam.status.className = "badge status " + status;
+}
+
+function showScene(cam, scene) {
+  cam.scene = scene || {};
+  const occupied = cam.scene.occupancy;
+  cam.occupancy.textContent = occupied === true ? "occupied" : occupied === false ? "vacant" : "no data";
+  cam.occupancy.className = "badge occupancy" + (occupied === true ? " occupied" : occupied === false ? " vacant" : "");
+  const parts = [];
+  if (typeof cam.scene.count === "number") parts.push(`${cam.scene.count} ${cam.scene.count === 1 ? "person" : "people"}`);
+  for (const [zone, count] of Object.entries(cam.scene.zone_counts || {})) parts.push(`${zone}: ${count}`);
+  cam.count.textContent = parts.join(" · ");
+}
+
+function clock(epoch) {
+  return new Date(epoch * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+// One line per event, newest first; a later message of the same event replaces its line.
+function showEvent(cam, event, blob) {
+  let item = cam.events.querySelector(`li[data-id="${CSS.escape(event.id)}"]`);
+  if (!item) {
+    item = document.createElement("li");
+    item.dataset.id = event.id;
+    item.append(document.createElement("img"), document.createElement("span"), document.createElement("span"));
+    item.children[1].className = "when";
+    item.children[2].className = "zones";
+    const later = [...cam.events.children].find((other) => Number(other.dataset.start) < event.start_time);
+    cam.events.insertBefore(item, later || null);
+    while (cam.events.children.length > MAX_EVENTS) {
+      const last = cam.events.lastElementChild;
+      if (last.children[0].src) URL.revokeObjectURL(last.children[0].src);
+      last.remove();
+    }
+  }
+  item.dataset.start = String(event.start_time);
+  item.dataset.type = event.type;
+  item.classList.toggle("ongoing", event.type !== "end");
+  const [image, when, zones] = item.children;
+  if (blob) {
+    if (image.src) URL.revokeObjectURL(image.src);
+    image.src = URL.createObjectURL(blob);
+    image.alt = `${event.label} ${event.top_score.toFixed(2)}`;
+  }
+  const span = event.end_time ? `${clock(event.start_time)}–${clock(event.end_time)}` : clock(event.start_time);
+  when.textContent = `${span} ${event.label} ${event.top_score.toFixed(2)}`;
+  zones.textContent = event.entered_zones.length ? `zones: ${event.entered_zones.join(", ")}` : "";
+}
+
+function drawZones(cam, width, height) {
+  const zones = cam.scene.zones;
+  if (!zones || !zones.polygons) return;
+  const [zw, zh] = zones.size;
+  const ctx = cam.ctx;
+  for (const [name, points] of Object.entries(zones.polygons)) {
+    ctx.beginPath();
+    points.forEach(([x, y], i) => {
+      const px = (x * width) / zw;
+      const py = (y * height) / zh;
+      if (i === 0) ctx.moveTo(px, py); else ctx.lineTo(px, py);
+    });
+    ctx.closePath();
+    const occupied = (cam.scene.zone_occupancy || {})[name] === true;
+    ctx.fillStyle = occupied ? ZONE_OCCUPIED_FILL : ZONE_FILL;
+    ctx.fill();
+    ctx.lineWidth = 1;
+    ctx.strokeStyle = ZONE_COLOR;
+    ctx.stroke();
+    const [x, y] = points[0];
+    label(ctx, name, (x * width) / zw, (y * height) / zh + 15, ZONE_COLOR);
+  }
 }
 
 function median(values) {
@@ -94,6 +171,7 @@ function draw(cam, frame, bitmap) {
   const ctx = cam.ctx;
   ctx.drawImage(bitmap, 0, 0, width, height);
   bitmap.close();
+  drawZones(cam, width, height);
   const main = frame.main_person;
   frame.detections.forEach((d, index) => {
     if (main && index === main.index) return;  // drawn last, in the main person's colour
@@ -139,9 +217,10 @@ async function render(cam, frame, blob) {
 
 function handle(message) {
   if (typeof message.data !== "string") {
-    const frame = pendingFrame;
-    pendingFrame = null;
-    if (frame) render(camera(frame.camera), frame, message.data);
+    const waiting = pending;
+    pending = null;
+    if (waiting && waiting.type === "frame") render(camera(waiting.camera), waiting, message.data);
+    if (waiting && waiting.type === "event") showEvent(camera(waiting.camera), waiting.event, message.data);
     return;
   }
   const msg = JSON.parse(message.data);
@@ -150,13 +229,19 @@ function handle(message) {
       const cam = camera(name);
       setStatus(cam, info.status);
       showStats(cam, info.stats);
+      showScene(cam, info.scene);
     }
   } else if (msg.type === "status") {
     setStatus(camera(msg.camera), msg.status);
   } else if (msg.type === "stats") {
     showStats(camera(msg.camera), msg.stats);
   } else if (msg.type === "frame") {
-    pendingFrame = msg;
+    pending = msg;
+  } else if (msg.type === "scene") {
+    showScene(camera(msg.camera), msg.scene);
+  } else if (msg.type === "event") {
+    if (msg.snapshot) pending = msg;
+    else showEvent(camera(msg.camera), msg.event, null);
   }
 }
 
@@ -170,7 +255,7 @@ function connect(delay = 1000) {
   socket.onclose = () => {
     connection.textContent = "reconnecting…";
     connection.className = "badge offline";
-    pendingFrame = null;
+    pending = null;
     setTimeout(() => connect(Math.min(delay * 2, 30000)), delay);
   };
 }
