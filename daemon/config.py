@@ -59,7 +59,7 @@ class FrameConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = DEFAULT_MODEL
-    """torchvision detector to run."""
+    """A torchvision detector, or ``hog-people`` (OpenCV's built-in person detector, nothing to download)."""
     weights: str = "default"
     """``default`` (torchvision's pretrained, downloaded once), ``random`` (untrained), or a file path."""
     device: str = "auto"

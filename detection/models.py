@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -54,6 +57,31 @@ def _download_hint(url: str) -> str:
         f"--weights PATH, or put it in {cache}/ where torchvision looks before downloading; "
         "--weights random builds the untrained network, for tests and timing only"
     )
+
+
+OFFLINE_ENV = "DETECTORD_OFFLINE"
+"""Set (to anything) on a machine without internet: nothing tries to download weights."""
+PROBE_TIMEOUT_S = 3.0
+
+
+def pretrained_unavailable(name: str) -> str | None:
+    """Why torchvision's pretrained weights of ``name`` cannot be had now, or None when they can.
+
+    They can when torch's cache holds them, or when their server answers (the
+    download itself happens at load). Nothing is contacted when ``DETECTORD_OFFLINE`` is set.
+    """
+    url = get_model_weights(name).DEFAULT.url
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+    if cached.is_file():
+        return None
+    if os.environ.get(OFFLINE_ENV):
+        return f"the pretrained weights of {name} are not in {cached.parent} and {OFFLINE_ENV} is set"
+    host = urlparse(url).hostname or ""
+    try:
+        socket.create_connection((host, 443), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        return f"the pretrained weights of {name} are not in {cached.parent} and {host} cannot be reached ({exc})"
+    return None
 
 
 def _pretrained(name: str, options: dict[str, Any]) -> tuple[nn.Module, str]:

@@ -19,7 +19,8 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from detectord.daemon.config import DemoConfig
+from detectord.daemon.config import DaemonConfig, DemoConfig, ModelConfig
+from detectord.detection.families import HOG_PEOPLE
 
 from .loading import to_toml
 from .mosquitto import Mosquitto, free_port, reachable, stop_process
@@ -33,6 +34,29 @@ def _child(args: list[str], log_file: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def without_download(config: DaemonConfig) -> DaemonConfig:
+    """``config``, or the same with ``hog-people`` when torchvision's pretrained weights cannot be had here.
+
+    An untrained network's boxes are noise; OpenCV's person detector, whose
+    weights come with OpenCV, shows real people on real footage.
+    """
+    model = config.model
+    if model.name == HOG_PEOPLE or model.weights != "default":
+        return config
+    from detectord.detection.models import pretrained_unavailable  # torchvision: only when it matters
+
+    reason = pretrained_unavailable(model.name)
+    if reason is None:
+        return config
+    log.warning(
+        "%s: running hog-people (OpenCV's built-in person detector, far less accurate) instead; "
+        "--weights random runs the untrained %s, for timing only",
+        reason,
+        model.name,
+    )
+    return replace(config, model=ModelConfig(name=HOG_PEOPLE, score_threshold=model.score_threshold))
+
+
 def run_demo(config: DemoConfig) -> int:
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -41,7 +65,7 @@ def run_demo(config: DemoConfig) -> int:
     with tempfile.TemporaryDirectory(prefix="detectord-demo-") as tmp:
         logs = Path(tmp)
         try:
-            daemon_config = config.daemon
+            daemon_config = without_download(config.daemon)
             mqtt = daemon_config.mqtt
             if reachable(mqtt.host, mqtt.port):
                 log.info("using the broker at %s", mqtt.address)

@@ -13,7 +13,10 @@ from pathlib import Path
 
 from detectord.daemon.cli.mosquitto import free_port
 
+from ..mqtt import Mosquitto, Subscriber
 from .conftest import write_video
+
+PEDESTRIANS = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,3 +59,28 @@ def test_demo_without_a_source_or_camera_says_what_to_pass() -> None:
     )
     assert done.returncode == 2
     assert "pass --source with a video file" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_demo_without_torchvision_weights_says_so_and_shows_real_people_with_hog_people(
+    tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
+) -> None:
+    port = free_port()
+    offline = {**os.environ, "DETECTORD_OFFLINE": "1", "TORCH_HOME": str(tmp_path / "torch")}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "detectord.daemon", "demo", "--source", str(PEDESTRIANS), "--port", str(port),
+         "--mqtt-port", str(broker.port)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=offline,
+    )  # fmt: skip
+    try:
+        assert subscriber.wait_for(lambda: bool(subscriber.on("default/events")), 120), "a person event"
+        detections = [json.loads(m.payload) for m in subscriber.on("default/detections")]
+        assert {d["model"]["name"] for d in detections} == {"hog-people"}
+        assert any(d["detections"] and d["detections"][0]["label"] == "person" for d in detections)
+        assert json.loads(subscriber.on("default/events")[0].payload)["type"] == "new"
+        assert _cameras(port)["default"]["scene"]["occupancy"] is True
+    finally:
+        demo.send_signal(signal.SIGINT)
+        _, stderr = demo.communicate(timeout=60)
+    assert demo.returncode == 0, stderr
+    (fallback,) = [line for line in stderr.splitlines() if "hog-people" in line]
+    assert "DETECTORD_OFFLINE is set: running hog-people" in fallback and "--weights random" in fallback
