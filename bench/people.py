@@ -4,8 +4,8 @@
 
 Reads ``--frames`` frames of a video with people (by default OpenCV's
 sample of pedestrians, which Debian's opencv-doc installs) at 427x240, runs
-hog-people on every one and Faster R-CNN (default profile, untrained
-weights: the same cost as trained) on the first ``--reference-frames``, and
+hog-people on every one and Faster R-CNN (default profile and precision,
+untrained weights: the same cost as trained) on the first ``--reference-frames``, and
 prints both side by side. Then it plays hog-people's detections through a
 camera's scene (``detectord.events``) at the video's own frame rate, with a
 zone on the right half of the picture, and prints the person count,
@@ -145,7 +145,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         reference = load_detector(weights="random", device="cpu", frame_size=SIZE)
         reference([frames[0]])  # the first call allocates
         found, times = timed(reference, frames[: args.reference_frames])
-        results["timing"].append(timing("fasterrcnn_resnet50_fpn (random)", times, found))
+        precision = reference.info.precision
+        results["timing"].append(timing(f"fasterrcnn_resnet50_fpn ({precision}, random)", times, found))
     results["scene"] = play(hog, frames, fps)
     sys.stdout.write(format_table(results) + "\n")
     if args.json:

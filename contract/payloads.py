@@ -109,11 +109,14 @@ def build_stats(
     latency: Mapping[str, Mapping[str, float] | None],
     mqtt: Mapping[str, Any],
     supervisor: Mapping[str, Any],
+    device: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """``<prefix>/<camera>/stats`` (retained): rates, drops, latencies and the connection.
+    """``<prefix>/<camera>/stats`` (retained): rates, drops, latencies, the connection, and the device.
 
     ``host`` is the machine the camera's daemon runs on: camera names are
-    unique across every host publishing to one broker.
+    unique across every host publishing to one broker. ``device``: the CPU
+    (``cpu``, ``cpu_flags``), and the model's ``name``, ``precision``,
+    ``device`` and ``reason`` (why that precision) once inference has loaded it.
     """
     return {
         "v": VERSION,
@@ -127,6 +130,7 @@ def build_stats(
         "latency": {name: dict(p) if p is not None else None for name, p in latency.items()},
         "mqtt": dict(mqtt),
         "supervisor": dict(supervisor),
+        "device": dict(device),
     }
 
 
@@ -301,4 +305,19 @@ def parse_stats(payload: bytes) -> dict[str, Any]:
             "sent": _integer(mqtt.get("sent"), "mqtt.sent"),
         },
         "supervisor": _process("supervisor", data.get("supervisor")),
+        "device": _device(data.get("device", {})),
+    }
+
+
+DEVICE_TEXTS = ("cpu", "name", "precision", "device", "reason")
+
+
+def _device(value: Any) -> dict[str, Any]:
+    device = _object(value, "device")
+    flags = device.get("cpu_flags", [])
+    if not isinstance(flags, list) or len(flags) > 32:
+        raise Malformed("device.cpu_flags is not a list of flags")
+    return {
+        **{key: _text(device[key], f"device.{key}") for key in DEVICE_TEXTS if device.get(key) is not None},
+        "cpu_flags": [_text(flag, "device.cpu_flags")[:32] for flag in flags],
     }

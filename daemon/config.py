@@ -68,10 +68,13 @@ class ModelConfig:
     """Inference profile: input size, proposals, score threshold (see detectord.detection.profiles)."""
     score_threshold: float | None = None
     """Report detections from this score; None keeps the profile's threshold."""
-    precision: str = "fp32"
-    """Precision scheme (see detectord.detection.precision), e.g. fp32-fused, int8-static, fp16."""
+    precision: str = "auto"
+    """``auto`` (the scheme for the device found: README, "--precision auto") or a scheme (see
+    detectord.detection.precision), e.g. fp32-fused, bf16, int8-static, fp16."""
     calibration: Path | None = None
-    """The artifact ``detectord calibrate`` made; needed by int8-static."""
+    """The artifact ``detectord calibrate`` made; needed by int8-static, used by ``auto`` where int8 pays."""
+    force_precision: bool = False
+    """Run a scheme this device would run slower than float32 (bf16 without bfloat16 instructions)."""
 
     def __post_init__(self) -> None:
         try:

@@ -15,43 +15,94 @@ import subprocess
 import sys
 from typing import Any
 
+from .auto import DeviceFeatures
 from .errors import ModelOptionError
 from .options import check_device_name
 
-_PROBE = "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"
+_PROBE = (
+    "import torch\n"
+    "if torch.cuda.is_available():\n"
+    "    print(torch.cuda.get_device_name(0), '%d.%d' % torch.cuda.get_device_capability(0), sep='\\t')"
+)
 
 CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
 """The x86 instruction-set extensions that decide which precision pays off on a CPU."""
 
 
-@functools.cache
-def cpu_description() -> tuple[str, tuple[str, ...]]:
-    """The CPU's model name and which of ``CPU_FEATURES`` it has (from /proc/cpuinfo; empty elsewhere)."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
-            for line in cpuinfo:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
+def parse_cpuinfo(text: str) -> tuple[str | None, tuple[str, ...]]:
+    """The model name and which of ``CPU_FEATURES`` the first CPU of a /proc/cpuinfo text has."""
+    model, flags = None, set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model is None:
+            model = value.strip()
+        elif key.strip() == "flags":
+            flags = set(value.split())
+            break
     return model, tuple(feature for feature in CPU_FEATURES if feature in flags)
 
 
 @functools.cache
-def cuda_available() -> bool:
+def cpu_description() -> tuple[str, tuple[str, ...]]:
+    """This CPU's model name and which of ``CPU_FEATURES`` it has (from /proc/cpuinfo; none elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            model, flags = parse_cpuinfo(cpuinfo.read())
+    except OSError:
+        model, flags = None, ()
+    return model or platform.processor() or platform.machine(), flags
+
+
+def machine_tag() -> str:
+    """How a benchmark result file names this machine: ``x86_64-amx-2cpu``, ``x86_64-avx512bf16-2cpu``…
+
+    The tag is the strongest feature that changes which precision pays:
+    AMX, AVX512-BF16, AVX512-VNNI, AVX-512, AVX2.
+    """
+    flags = cpu_description()[1]
+    level = next(
+        (tag for flag, tag in _TAGS if flag in flags),
+        "base",
+    )
+    return f"{platform.machine()}-{level}-{os.cpu_count()}cpu"
+
+
+_TAGS = (
+    ("amx_bf16", "amx"),
+    ("avx512_bf16", "avx512bf16"),
+    ("avx512_vnni", "vnni"),
+    ("avx512f", "avx512"),
+    ("avx2", "avx2"),
+)
+
+
+@functools.cache
+def cuda_description() -> str | None:
+    """The first CUDA device's name and capability (``NVIDIA H200, capability 9.0``), or None without CUDA."""
     torch = sys.modules.get("torch")
     if torch is not None:
-        return bool(torch.cuda.is_available())
+        if not torch.cuda.is_available():
+            return None
+        return f"{torch.cuda.get_device_name(0)}, capability {'.'.join(map(str, torch.cuda.get_device_capability(0)))}"
     try:
-        done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, timeout=300, check=False)
+        done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, timeout=300, check=False, text=True)
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
+        return None
+    name, _, capability = done.stdout.strip().partition("\t")
+    return f"{name}, capability {capability}" if done.returncode == 0 and name else None
+
+
+def cuda_available() -> bool:
+    return cuda_description() is not None
+
+
+def local_features() -> DeviceFeatures:
+    """What ``--precision auto`` with ``--device auto`` decides on here (asks for CUDA: may start a child)."""
+    cuda = cuda_description()
+    if cuda is not None:
+        major, _, minor = cuda.rpartition(" ")[2].partition(".")
+        return DeviceFeatures("cuda", cuda_capability=(int(major), int(minor)))
+    return DeviceFeatures("cpu", cpu_description()[1])
 
 
 def describe_machine() -> dict[str, Any]:

@@ -71,8 +71,8 @@ def check_hog_options(weights: str, device: str, precision: str) -> None:
         raise ModelOptionError("weights", "hog-people's weights are built into OpenCV; leave weights at 'default'")
     if device not in ("auto", "cpu"):
         raise ModelOptionError("device", f"hog-people runs on the CPU only, not {device!r}")
-    if precision != "fp32":
-        raise ModelOptionError("precision", f"hog-people has one precision, fp32, not {precision!r}")
+    if precision not in ("fp32", "auto"):
+        raise ModelOptionError("precision", f"hog-people has one precision, fp32 (or auto), not {precision!r}")
 
 
 class HogPeopleDetector:
@@ -85,7 +85,10 @@ class HogPeopleDetector:
         self.scale = ANALYSIS_HEIGHT / height
         self.search_size = (max(64, round(width * self.scale)), ANALYSIS_HEIGHT)
         self.score_threshold = score_threshold or 0.0
-        self.info = ModelInfo(name="hog-people", weights="built-in", precision="fp32", device="cpu", profile="default")
+        self.info = ModelInfo(
+            name="hog-people", weights="built-in", precision="fp32", device="cpu", profile="default",
+            reason="hog-people runs in float32",
+        )  # fmt: skip
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32))
 

@@ -16,8 +16,9 @@ from torch import nn
 from torchvision.models import get_model, get_model_weights
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from .auto import DeviceFeatures, choose_precision
 from .detector import Detector, ModelInfo
-from .devices import resolve_device_name
+from .devices import cpu_description, resolve_device_name
 from .errors import ModelOptionError, WeightsError
 from .families import DEFAULT_MODEL, HOG_PEOPLE, MODELS
 from .hog import HogPeopleDetector, check_hog_options
@@ -175,14 +176,18 @@ def load_detector(
     *,
     frame_size: tuple[int, int],
     score_threshold: float | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
     calibration: Path | None = None,
+    force_precision: bool = False,
 ) -> Detector | HogPeopleDetector:
     """Build ``name`` with ``weights`` on ``device``, run with inference ``profile`` at ``precision``.
 
     ``frame_size`` (width, height) is the size of the frames it will get; the
     native-size profiles set the model's input size to it. ``calibration`` is
-    the artifact ``int8-static`` needs.
+    the artifact ``int8-static`` needs (``auto`` uses it where int8 pays).
+    ``precision="auto"`` chooses the scheme for the device found
+    (``detection/auto.py``); ``force_precision`` runs a scheme this device
+    would run slower than float32 (bf16 without bfloat16 instructions).
     """
     if name == HOG_PEOPLE:
         check_hog_options(weights, device, precision)
@@ -190,12 +195,28 @@ def load_detector(
     chosen = get_profile(profile).with_score_threshold(score_threshold)
     scheme = Precision.parse(precision)
     target = resolve_device(device)
+    reason = "asked for"
+    if scheme.auto:
+        choice = choose_precision(device_features(target), calibration)
+        scheme, reason = Precision.parse(choice.precision), f"auto: {choice.reason}"
+        calibration = calibration if scheme.scheme == "int8-static" else None
     scheme.check_device(target.type)
     model, described = build_model(name, weights, chosen, frame_size)
-    model = apply_precision(model, scheme, target, model_name=name, calibration=calibration)
-    info = ModelInfo(name=name, weights=described, precision=scheme.name, device=str(target), profile=chosen.name)
-    log.info("loaded %s (%s) on %s, profile %s, precision %s", name, described, target, chosen.name, scheme.name)
+    model = apply_precision(model, scheme, target, model_name=name, calibration=calibration, force=force_precision)
+    info = ModelInfo(
+        name=name, weights=described, precision=scheme.name, device=str(target), profile=chosen.name, reason=reason
+    )
+    log.info(
+        "loaded %s (%s) on %s, profile %s, precision %s (%s)", name, described, target, chosen.name, scheme.name, reason
+    )
     return Detector(model, info, target, chosen)
+
+
+def device_features(device: torch.device) -> DeviceFeatures:
+    """What ``auto`` decides on: the CPU's flags, or the GPU's capability."""
+    if device.type == "cuda":
+        return DeviceFeatures("cuda", cuda_capability=tuple(torch.cuda.get_device_capability(device)))  # type: ignore[arg-type]
+    return DeviceFeatures("cpu", cpu_description()[1])
 
 
 def calibrate_detector(

@@ -8,9 +8,13 @@ fp32-fused      any     norms folded into the convolutions before them (same num
 fp16            CUDA    fold first, then the whole model in half precision
 mixed           CUDA    fold first; backbone and RPN in half, RoI heads in float32
 autocast        any     torch.autocast: float16 on CUDA, bfloat16 on the CPU
+bf16            any     fold first; backbone + FPN weights and activations in bfloat16, heads float32
 int8-dynamic    CPU     box head Linear layers int8, activations quantised per batch
 int8-static     CPU     backbone + FPN int8 (FX, x86), from a calibration artifact
 =============== ======= ===================================================================
+
+``auto`` is not a scheme: ``detection/auto.py`` turns it into one for the
+device found, before anything here runs.
 
 ``+channels_last`` after a name (``fp16+channels_last``) also stores the
 convolution weights channels-last; PyTorch then runs those convolutions
@@ -22,12 +26,15 @@ labels int64, whatever precision runs inside.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
+from .auto import BF16_FEATURES
+from .devices import cpu_description
 from .errors import PrecisionError
 from .fusion import fold_detector_norms
 from .quantization import load_calibration, quantize_box_head_dynamic, read_calibration
@@ -74,6 +81,39 @@ class MixedDetector(nn.Module):
         return m.transform.postprocess(detections, batch.image_sizes, original_sizes)
 
 
+class Bfloat16Backbone(nn.Module):
+    """A backbone (with its FPN) in bfloat16 between float32 in and out: where a detector spends its time,
+    on the hardware that computes in bfloat16; the RPN, the RoI heads and post-processing keep float32."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.body = backbone.to(torch.bfloat16)
+
+    def forward(self, images: Tensor) -> OrderedDict[str, Tensor]:
+        features = self.body(images.to(torch.bfloat16))
+        return OrderedDict((name, feature.float()) for name, feature in features.items())
+
+
+def check_bf16(device: torch.device, force: bool) -> None:
+    """Refuse bf16 where it is slower than float32 by design: no bfloat16 instructions to run it."""
+    if force:
+        return
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        if major < 8:
+            raise PrecisionError(
+                f"bf16 needs a GPU of capability 8.0 or newer (this one is {major}.{minor}); use fp16 or mixed "
+                "(or force it)"
+            )
+        return
+    model, flags = cpu_description()
+    if not any(flag in flags for flag in BF16_FEATURES):
+        raise PrecisionError(
+            f"bf16 on this CPU ({model}: no {' or '.join(BF16_FEATURES)}) is emulated and slower than float32; "
+            "use fp32-fused or int8-static (or force it)"
+        )
+
+
 class AutocastDetector(nn.Module):
     """torch.autocast around the forward: float16 on CUDA, bfloat16 on the CPU."""
 
@@ -96,10 +136,14 @@ def apply_precision(
     *,
     model_name: str,
     calibration: Path | None = None,
+    force: bool = False,
 ) -> nn.Module:
-    """``model`` (float32, on the CPU, profile applied) converted to ``precision`` and moved to ``device``."""
+    """``model`` (float32, on the CPU, profile applied) converted to ``precision`` and moved to ``device``;
+    ``force`` runs a scheme this device would run slower than float32."""
     precision.check_device(device.type)
     precision.check_calibration(calibration)
+    if precision.scheme == "bf16":
+        check_bf16(device, force)
     scheme = precision.scheme
     if scheme == "int8-static":
         assert calibration is not None
@@ -109,6 +153,8 @@ def apply_precision(
     if scheme == "int8-dynamic":
         quantize_box_head_dynamic(model)
     model.to(device)
+    if scheme == "bf16":
+        model.backbone = Bfloat16Backbone(cast(nn.Module, model.backbone))
     if precision.channels_last:
         model.to(memory_format=torch.channels_last)
     if scheme == "fp16":

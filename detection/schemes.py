@@ -12,7 +12,9 @@ from pathlib import Path
 
 from .errors import PrecisionError
 
-SCHEMES = ("fp32", "fp32-fused", "fp16", "mixed", "autocast", "int8-dynamic", "int8-static")
+SCHEMES = ("fp32", "fp32-fused", "fp16", "mixed", "autocast", "bf16", "int8-dynamic", "int8-static")
+AUTO = "auto"
+"""Not a scheme: the one ``detection/auto.py`` chooses for the device found."""
 CHANNELS_LAST = "+channels_last"
 
 
@@ -23,12 +25,19 @@ class Precision:
 
     @classmethod
     def parse(cls, name: str) -> Precision:
+        if name == AUTO:
+            return cls(AUTO)
         scheme, cl = (name[: -len(CHANNELS_LAST)], True) if name.endswith(CHANNELS_LAST) else (name, False)
         if scheme not in SCHEMES:
             raise PrecisionError(
-                f"unknown precision {name!r}; choose one of {', '.join(SCHEMES)} (optionally with {CHANNELS_LAST})"
+                f"unknown precision {name!r}; choose auto or one of {', '.join(SCHEMES)} "
+                f"(optionally with {CHANNELS_LAST})"
             )
         return cls(scheme, cl)
+
+    @property
+    def auto(self) -> bool:
+        return self.scheme == AUTO
 
     @property
     def name(self) -> str:
@@ -36,10 +45,14 @@ class Precision:
 
     def check_calibration(self, calibration: Path | None) -> None:
         """int8-static needs a calibration artifact, and nothing else takes one."""
+        if self.auto:
+            if calibration is not None and not calibration.is_file():
+                raise PrecisionError(f"no such calibration file: {str(calibration)!r}")
+            return
         if self.scheme == "int8-static" and calibration is None:
             raise PrecisionError("int8-static needs a calibration file (make one with: detectord calibrate VIDEO)")
         if calibration is not None and self.scheme != "int8-static":
-            raise PrecisionError(f"a calibration file only applies to int8-static, not {self.name}")
+            raise PrecisionError(f"a calibration file only applies to int8-static (or auto), not {self.name}")
         if calibration is not None and not calibration.is_file():
             raise PrecisionError(f"no such calibration file: {str(calibration)!r}")
 

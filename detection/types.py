@@ -44,6 +44,8 @@ class ModelInfo:
     precision: str
     device: str
     profile: str
+    reason: str = ""
+    """Why this precision: ``asked for``, or what ``auto`` found on the device."""
 
 
 class FrameDetector(Protocol):

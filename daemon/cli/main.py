@@ -50,6 +50,7 @@ MODEL_KEYS = {
     "device": "model.device",
     "precision": "model.precision",
     "calibration": "model.calibration",
+    "force_precision": "model.force_precision",
     "score_threshold": "model.score_threshold",
     "main_threshold": "main_person.score_threshold",
 }

@@ -61,7 +61,12 @@ def _add_model_options(parser: argparse.ArgumentParser, runtime: bool = True) ->
     if not runtime:
         return
     group.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    group.add_argument("--precision", metavar="SCHEME", help=f"{', '.join(SCHEMES)}; append +channels_last to any")
+    group.add_argument(
+        "--precision", metavar="SCHEME", help=f"auto (default) or {', '.join(SCHEMES)}; append +channels_last to any"
+    )
+    group.add_argument(
+        "--force-precision", action="store_const", const=True, help="run a scheme this device would run slower"
+    )
     group.add_argument("--calibration", type=Path, metavar="FILE", help="int8-static: from detectord calibrate")
     group.add_argument(
         "--score-threshold", type=float, default=None, help="report detections from this score (profile's default)"
@@ -154,6 +159,19 @@ def _add_homeassistant(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
 
 
+class _Version(argparse.Action):
+    """``--version``: computed only when asked (it looks for CUDA)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="the version, the libraries, this device's features")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from detectord.daemon.version import describe
+
+        sys.stdout.write(describe() + "\n")
+        parser.exit()
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="detectord",
@@ -161,6 +179,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         "(detectord --source /dev/video0).",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v: progress messages, -vv: debugging")
+    parser.add_argument("--version", action=_Version)
     _add_live_options(parser)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     for add in (_add_analyze, _add_calibrate, _add_demo, _add_install, _add_homeassistant):

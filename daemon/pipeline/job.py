@@ -15,6 +15,8 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any
 
+from detectord.detection.devices import cpu_description
+
 from . import control
 from .ringset import RingSet
 from .supervisor import Stage, Supervisor
@@ -86,6 +88,8 @@ class Job(ABC):
 
 def run_job(job: Job, stop: threading.Event) -> None:
     """Run ``job`` until its ``step`` says it is done; ``stop`` is set by SIGTERM/SIGINT."""
+    cpu, flags = cpu_description()
+    log.info("running on %s (CPU features: %s)", cpu, ", ".join(flags) or "none of interest")
     job.open()
     try:
         for name in job.stages:

@@ -57,6 +57,7 @@ def load_configured_detector(config: ModelConfig, frame_size: tuple[int, int]) -
         score_threshold=config.score_threshold,
         precision=config.precision,
         calibration=config.calibration,
+        force_precision=config.force_precision,
     )
 
 

@@ -62,6 +62,7 @@ from detectord.daemon.pipeline.ringset import CameraRing, RingHandles
 from detectord.daemon.pipeline.telemetry import PipelineStats, StageMeter
 from detectord.daemon.results import FrameResult, LoadedModel, read_result
 from detectord.daemon.version import version
+from detectord.detection.devices import cpu_description
 from detectord.events import EventsConfig, Scene, SceneChanges, Zone
 from detectord.ipc import EndOfStream, FrameRef, RingReader, SlotRef, wait_any
 
@@ -254,10 +255,15 @@ class Outlet:
         except Exception as exc:  # the connection broke under us; the states go out again on reconnection
             log.debug("publish failed: %s", exc)
 
-    def publish_stats(self) -> None:
+    def publish_stats(self, model: LoadedModel | None) -> None:
         snapshot = self.stats
         if snapshot is None or not self.connected:
             return
+        cpu, flags = cpu_description()
+        device: dict[str, Any] = {"cpu": cpu, "cpu_flags": list(flags)}
+        if model is not None:
+            info = model.info
+            device |= {"name": info.name, "precision": info.precision, "device": info.device, "reason": info.reason}
         stats = build_stats(
             camera=self.name,
             host=snapshot.host,
@@ -269,16 +275,17 @@ class Outlet:
             latency=self.latency.summary(),
             mqtt={"connected": self.connected, "connections": self.connections, "sent": self.sent},
             supervisor=snapshot.supervisor,
+            device=device,
         )
         self.send("stats", json.dumps(stats))
 
-    async def go_offline(self) -> None:
+    async def go_offline(self, model: LoadedModel | None) -> None:
         """Clean stop: say ``offline`` ourselves (a clean disconnect does not fire the will)."""
         self.stopping = True
         if self.scene is not None:
             self.publish_changes(self.scene.close(time.time()))
         if self.connected:
-            self.publish_stats()
+            self.publish_stats(model)
             self.send("status", OFFLINE)
             await asyncio.sleep(0.05)
             await self.client.disconnect()
@@ -433,12 +440,12 @@ class Publisher:
                 if time.monotonic() >= next_stats:
                     next_stats = time.monotonic() + self.mqtt.stats_interval_s
                     for outlet in self.outlets:
-                        outlet.publish_stats()
+                        outlet.publish_stats(self.model)
         for task in connecting:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         self.poll_supervisor()
-        await asyncio.gather(*(outlet.go_offline() for outlet in self.outlets))
+        await asyncio.gather(*(outlet.go_offline(self.model) for outlet in self.outlets))
 
     def close(self) -> None:
         for ring in self.result_rings:

@@ -52,6 +52,7 @@ def _stats(**overrides: Any) -> dict[str, Any]:
         latency={"end_to_end": {"p50_ms": 1.0, "p90_ms": 2.0, "p99_ms": 3.0}, "inference": None},
         mqtt={"connected": True, "connections": 1, "sent": 9},
         supervisor={"pid": 41, "cpu_percent": 0.5, "rss_mb": 40.0, "uss_mb": 20.0},
+        device={"cpu": "Some CPU", "cpu_flags": ["avx2"], "precision": "bf16", "reason": "auto: …"},
     )
     message.update(overrides)
     return message

@@ -22,10 +22,14 @@ from detectord.detection import (
     frames_to_batch,
     load_detector,
 )
+from detectord.detection import precision as precision_module
+from detectord.detection.auto import DeviceFeatures, choose_precision
+from detectord.detection.devices import cpu_description
 from detectord.detection.fusion import fold_norms
+from detectord.detection.precision import Bfloat16Backbone
 from detectord.detection.quantization import read_calibration, save_calibration
 
-CPU_SCHEMES = ["fp32", "fp32-fused", "fp32+channels_last", "autocast", "int8-dynamic", "int8-static"]
+CPU_SCHEMES = ["fp32", "fp32-fused", "fp32+channels_last", "autocast", "bf16", "int8-dynamic", "int8-static"]
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
@@ -59,6 +63,7 @@ def _load(precision: str, calibration: Path | None = None, device: str = "cpu") 
         precision=precision,
         calibration=calibration if precision.startswith("int8-static") else None,
         score_threshold=0.05,
+        force_precision=True,  # bf16 on a CPU without bfloat16 instructions: slow, but it runs
     )
 
 
@@ -151,7 +156,7 @@ def test_int8_schemes_refuse_cuda_with_the_reason() -> None:
 
 
 def test_unknown_precision_names_the_choices() -> None:
-    with pytest.raises(PrecisionError, match="choose one of fp32, fp32-fused"):
+    with pytest.raises(PrecisionError, match="choose auto or one of fp32, fp32-fused"):
         Precision.parse("int4")
 
 
@@ -199,3 +204,45 @@ def test_gpu_schemes_keep_the_output_contract(scheme: str, frames: list[np.ndarr
     for output in outputs:
         assert output["boxes"].dtype == torch.float32 and output["labels"].dtype == torch.int64
         assert torch.isfinite(output["boxes"]).all() and torch.isfinite(output["scores"]).all()
+
+
+def _features(detector: Detector, frame: np.ndarray) -> dict[str, torch.Tensor]:
+    captured: dict[str, torch.Tensor] = {}
+    handle = detector.model.backbone.register_forward_hook(
+        lambda module, args, output: captured.update({k: v.detach().float() for k, v in output.items()})
+    )
+    try:
+        detector([frame])
+    finally:
+        handle.remove()
+    return captured
+
+
+def test_bf16_keeps_the_backbone_features_within_2_percent_of_fp32_on_real_frames(frames: list[np.ndarray]) -> None:
+    reference, bf16 = _load("fp32"), _load("bf16")
+    assert isinstance(bf16.model.backbone, Bfloat16Backbone)
+    assert next(bf16.model.rpn.parameters()).dtype == torch.float32, "the heads stay float32"
+    errors = []
+    for frame in frames[:4]:
+        want, got = _features(reference, frame), _features(bf16, frame)
+        errors += [float((got[k] - want[k]).norm() / want[k].norm()) for k in want]
+    assert max(errors) < 0.02, errors
+
+
+def test_bf16_is_refused_on_a_cpu_without_bfloat16_instructions_unless_forced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(precision_module, "cpu_description", lambda: ("Some AVX2 CPU", ("avx2",)))
+    with pytest.raises(PrecisionError, match="emulated and slower than float32"):
+        load_detector(weights="random", device="cpu", frame_size=(427, 240), precision="bf16")
+    forced = load_detector(
+        weights="random", device="cpu", frame_size=(427, 240), precision="bf16", force_precision=True
+    )
+    assert forced.info.precision == "bf16" and forced.info.reason == "asked for"
+
+
+def test_auto_loads_the_scheme_the_rule_picks_for_this_machine_and_says_why() -> None:
+    detector = load_detector(weights="random", device="cpu", frame_size=(427, 240))
+    expected = choose_precision(DeviceFeatures("cpu", cpu_description()[1]))
+    assert detector.info.precision == expected.precision
+    assert detector.info.reason == f"auto: {expected.reason}"

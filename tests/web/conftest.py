@@ -113,6 +113,7 @@ def stats(source_status: str = "streaming", inference_fps: float = 3.5) -> dict[
         latency={"end_to_end": None},
         mqtt={"connected": True, "connections": 1, "sent": 10},
         supervisor={"pid": 1233, "cpu_percent": 1.0, "rss_mb": 50.0, "uss_mb": 25.0},
+        device={"cpu": "Some CPU", "cpu_flags": ["avx2"], "precision": "bf16", "reason": "auto: …"},
     )
 
 

@@ -1,0 +1,59 @@
+"""``--precision auto``: the scheme that should be fastest on the device found, and why (no torch needed).
+
+The rule, from what each scheme needs to pay off (measurements in the README):
+
+* CUDA: ``fp16`` (norms folded, then the whole network in half precision;
+  tensor cores run it, and torchvision's CUDA nms takes float16);
+* a CPU with AMX or AVX512-BF16: ``bf16+channels_last`` (backbone + FPN in
+  bfloat16, where the time goes, laid out as oneDNN's bfloat16 kernels
+  prefer; the heads stay float32);
+* a CPU with AVX512-VNNI or AMX-INT8, given a calibration artifact:
+  ``int8-static``;
+* otherwise ``fp32-fused`` (norms folded: the same numbers, less work).
+  Channels-last did not pay in float32 where it was measured (an AVX-512 AMD
+  EPYC: 291 ms either way), so it is not added.
+
+An explicit ``--precision`` always wins over this rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+BF16_FEATURES = ("amx_bf16", "avx512_bf16")
+INT8_FEATURES = ("amx_int8", "avx512_vnni")
+
+
+@dataclass(frozen=True)
+class DeviceFeatures:
+    """What the scheme depends on: the device's kind, the CPU's relevant flags, the GPU's capability."""
+
+    kind: str
+    """``cpu`` or ``cuda``."""
+    cpu_flags: tuple[str, ...] = ()
+    """Among ``devices.CPU_FEATURES``."""
+    cuda_capability: tuple[int, int] | None = None
+
+    def has_any(self, flags: tuple[str, ...]) -> bool:
+        return any(flag in self.cpu_flags for flag in flags)
+
+
+@dataclass(frozen=True)
+class Choice:
+    precision: str
+    reason: str
+
+
+def choose_precision(device: DeviceFeatures, calibration: Path | None = None) -> Choice:
+    if device.kind == "cuda":
+        capability = ".".join(map(str, device.cuda_capability or ()))
+        return Choice("fp16", f"CUDA{' capability ' + capability if capability else ''}: float16 end to end")
+    if device.has_any(BF16_FEATURES):
+        found = ", ".join(f for f in BF16_FEATURES if f in device.cpu_flags)
+        return Choice("bf16+channels_last", f"the CPU computes in bfloat16 ({found}): backbone and FPN in bfloat16")
+    if device.has_any(INT8_FEATURES) and calibration is not None:
+        found = ", ".join(f for f in INT8_FEATURES if f in device.cpu_flags)
+        return Choice("int8-static", f"the CPU has int8 dot products ({found}) and a calibration was given")
+    hint = " (give a calibration for int8-static)" if device.has_any(INT8_FEATURES) else ""
+    return Choice("fp32-fused", f"no bfloat16 instructions{hint}: float32 with norms folded")
