@@ -34,6 +34,7 @@ import gmqtt
 import numpy as np
 import psutil
 
+from bench.results_io import machine_line, write_json
 from detectord.daemon.cli.mosquitto import Mosquitto
 from detectord.detection.devices import describe_machine
 
@@ -234,8 +235,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "weights": args.weights,
         "runs": runs,
     }
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    write_json(args.json, "cameras", results)
     sys.stdout.write(format_table(results) + "\n")
     return results
 
@@ -244,7 +244,7 @@ def format_table(r: dict[str, Any]) -> str:
     lines = [
         f"cameras: (a) one daemon with N cameras vs (b) N single-camera daemons; {r['video']} at {r['fps']} fps "
         f"per camera, {r['seconds']:.0f} s measured, {r['model']} weights {r['weights']}",
-        f"machine: {r['machine']}; CPU flags: {', '.join(r['cpu_flags']) or 'none of interest'}",
+        machine_line(r),
         "",
         "| N | run | PSS MB | aggregate fps | fps min / median / max | e2e p50 ms | CPU % |",
         "| ---: | --- | ---: | ---: | --- | ---: | ---: |",

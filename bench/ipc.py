@@ -26,18 +26,19 @@ consecutive frames, as offline inference does).
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
-import platform
 import sys
 import time
 from multiprocessing.context import SpawnContext
 from multiprocessing.queues import Queue
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.results_io import machine_line, write_json
+from detectord.detection.devices import describe_machine
 from detectord.ipc import EndOfStream, FrameRing, RingHandle, RingMode
 
 SHAPE = (240, 427, 3)
@@ -147,17 +148,15 @@ def _percentile_us(run: Run, q: float) -> float:
     return float(np.percentile(np.asarray(run[1]) * 1e6, q))
 
 
-def machine() -> str:
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-
-
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=20000, help="frames per throughput run")
     parser.add_argument("--latency-frames", type=int, default=2000, help="frames for the paced latency run")
     parser.add_argument("--rate", type=float, default=500.0, help="frames per second in the latency run")
     parser.add_argument("--slots", type=int, default=8, help="ring slots, and the queue's maxsize")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="also write the results as JSON (a folder: named after the machine)"
+    )
     return parser
 
 
@@ -183,7 +182,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "ring_fps_with_production": fps_produced["ring"],
         "queue_fps_with_production": fps_produced["queue"],
         "ratio_with_production": fps_produced["ring"] / fps_produced["queue"],
-        "machine": machine(),
+        **describe_machine(),
         "config": {
             "shape": list(SHAPE),
             "frame_bytes": int(np.prod(SHAPE)),
@@ -194,9 +193,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         },
     }
     sys.stdout.write(format_table(results) + "\n")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    write_json(args.json, "ipc", results)
     return results
 
 
@@ -215,7 +212,7 @@ def format_table(r: dict[str, Any]) -> str:
     ]
     lines = [
         f"IPC hand-off, {w}x{h}x{c} uint8 frames ({cfg['frame_bytes']:,} B), producer process -> consumer process",
-        f"machine: {r['machine']}",
+        machine_line(r),
         f"{cfg['frames']} frames per throughput run, every frame delivered; latency: {cfg['latency_frames']} "
         f"frames paced at {cfg['rate']:.0f}/s; ring {cfg['slots']} slots, queue maxsize {cfg['slots']}",
         "",

@@ -30,6 +30,7 @@ from typing import Any
 import gmqtt
 import numpy as np
 
+from bench.results_io import machine_line, write_json
 from detectord.daemon.cli.mosquitto import Mosquitto
 from detectord.detection.devices import describe_machine
 
@@ -140,8 +141,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         **describe_machine(),
     }
     sys.stdout.write(format_table(results) + "\n")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    write_json(args.json, "latency", results)
     return results
 
 
@@ -149,8 +149,7 @@ def format_table(r: dict[str, Any]) -> str:
     lines = [
         f"live latency: detectord on {r['video']} (paced, looping), weights {r['weights']}, "
         f"flags {' '.join(r['daemon_flags']) or '(defaults)'}",
-        f"machine: {r['machine']}; CPU flags: {', '.join(r['cpu_flags']) or 'none of interest'}; "
-        f"precision {r['precision']}",
+        machine_line(r) + f"; precision {r['precision']}",
         f"{r['frames']} frames published and measured; {r['dropped']} captured frames never published "
         "(the newest frame wins while the model is busy)",
         "",

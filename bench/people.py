@@ -15,7 +15,6 @@ occupancy and events that come out: what the daemon would publish.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from bench.results_io import machine_line, write_json
 from detectord.detection import Detections
 from detectord.detection.devices import describe_machine
 from detectord.detection.hog import HogPeopleDetector
@@ -98,7 +98,7 @@ def format_table(r: dict[str, Any]) -> str:
     reference = r["timing"][-1]
     lines = [
         f"hog-people vs Faster R-CNN on {r['video']} at {SIZE[0]}x{SIZE[1]} ({r['timing'][0]['frames']} frames)",
-        f"machine: {r['machine']}; CPU flags: {', '.join(r['cpu_flags']) or 'none of interest'}",
+        machine_line(r),
         "",
         "| detector | frames | p50 ms | p90 ms | fps | frames with a person | speed vs Faster R-CNN |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -149,8 +149,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         results["timing"].append(timing(f"fasterrcnn_resnet50_fpn ({precision}, random)", times, found))
     results["scene"] = play(hog, frames, fps)
     sys.stdout.write(format_table(results) + "\n")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+    write_json(args.json, "people", results)
     return results
 
 

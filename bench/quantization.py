@@ -2,7 +2,7 @@
 
     python bench/quantization.py --video PATH [--frames 16] [--schemes fp32,int8-static,...]
         [--weights default] [--device auto] [--profile default] [--score-threshold S]
-        [--coco DIR --limit N] [--json PATH]
+        [--coco DIR --limit N] [--profile-parts [N]] [--json PATH|DIR]
 
 All schemes run on the same frames (the first ``--frames`` of the video,
 resized to 427x240 as capture does), each in a fresh process so that its
@@ -30,10 +30,7 @@ reason instead of numbers.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
-import os
-import platform
 import resource
 import sys
 import tempfile
@@ -45,6 +42,8 @@ import cv2
 import numpy as np
 import torch
 
+from bench.parts import format_parts, profile_parts
+from bench.results_io import machine_line, write_json
 from detectord.detection import (
     SCHEMES,
     Detections,
@@ -56,7 +55,8 @@ from detectord.detection import (
     load_detector,
     resolve_device,
 )
-from detectord.detection.evaluation import evaluate_coco, fidelity_map, main_person_iou
+from detectord.detection.devices import describe_machine
+from detectord.detection.evaluation import evaluate_coco, feature_error, fidelity_map, main_person_iou
 from detectord.detection.quantization import save_calibration
 
 SIZE = (427, 240)
@@ -172,38 +172,19 @@ def measure(spec: dict[str, Any], frames: list[np.ndarray], out: Any) -> None:
     if spec["coco"]:
         scores = evaluate_coco(detector, Path(spec["coco"]), spec["limit"])
         result.update(coco_map=scores.box_map, coco_person_map=scores.person_map, coco_images=scores.images)
+    if spec["profile_parts"]:
+        result["parts"] = profile_parts(detector, frames[: spec["profile_parts"]])
     result["peak_mem_mb"] = _peak_mb(device)
     result["feature_error"] = _feature_error(detector, spec, frames) if spec["precision"] != "fp32" else 0.0
     out.put(result)
 
 
-def _backbone_output(detector: Any, frame: np.ndarray) -> dict[str, torch.Tensor]:
-    """What the backbone (with FPN) hands the heads for ``frame``, as float32."""
-    inner = getattr(detector.model, "model", detector.model)
-    captured: dict[str, torch.Tensor] = {}
-
-    def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
-        items = output.items() if isinstance(output, dict) else [("0", output)]
-        captured.update({name: value.detach().float() for name, value in items})
-
-    handle = inner.backbone.register_forward_hook(hook)
-    try:
-        detector([frame])
-    finally:
-        handle.remove()
-    return captured
-
-
 def _feature_error(detector: Any, spec: dict[str, Any], frames: list[np.ndarray]) -> float:
-    """Mean relative L2 error of the backbone's features against an fp32 build (after peak memory was read)."""
+    """Against an fp32 build of the same weights, loaded after peak memory was read."""
     reference = load_detector(
         spec["model"], spec["weights"], spec["device"], spec["profile"], frame_size=SIZE, precision="fp32"
     )
-    errors = []
-    for frame in frames:
-        want, got = _backbone_output(reference, frame), _backbone_output(detector, frame)
-        errors += [float((got[k] - want[k]).norm() / want[k].norm().clamp_min(1e-12)) for k in want]
-    return float(np.mean(errors))
+    return feature_error(reference, detector, frames)
 
 
 def _main_persons(detections: list[Detections], threshold: float) -> list[Any]:
@@ -250,7 +231,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--calibration-frames", type=int, default=32, help="int8-static calibration frames")
     parser.add_argument("--coco", type=Path, help="COCO root: annotations/instances_val2017.json and val2017/")
     parser.add_argument("--limit", type=int, help="first N val2017 images")
-    parser.add_argument("--json", type=Path, metavar="PATH")
+    parser.add_argument(
+        "--profile-parts", type=int, nargs="?", const=4, default=0, metavar="N",
+        help="also profile where each scheme spends its time, part by part, on N frames (4)",
+    )  # fmt: skip
+    parser.add_argument("--json", type=Path, metavar="PATH", help="a folder: the file is named after the machine")
     return parser
 
 
@@ -278,6 +263,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 "batches": [int(b) for b in args.batches.split(",")],
                 "coco": str(args.coco) if args.coco else None,
                 "limit": args.limit,
+                "profile_parts": args.profile_parts,
             }
             out = ctx.Queue()
             process = ctx.Process(target=measure, args=(spec, frames, out))
@@ -297,8 +283,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         schemes_json[scheme] = row
     results = {
         "device": str(device),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads"
+        **describe_machine(),
+        "torch": f"torch {torch.__version__}, {torch.get_num_threads()} threads"
         + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""),
         "model": args.model,
         "weights": args.weights,
@@ -308,9 +294,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "video": str(args.video),
         "schemes": schemes_json,
     }
+    parts = {name: row.pop("parts") for name, row in schemes_json.items() if "parts" in row}
+    if parts:
+        results["parts"] = parts
     sys.stdout.write(format_table(results) + "\n")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    if parts:
+        sys.stdout.write(f"\nms per frame, part by part (torch.profiler, {args.profile_parts} frames):\n")
+        sys.stdout.write(format_parts(parts) + "\n")
+    write_json(args.json, "quantization", results)
     return results
 
 
@@ -323,7 +314,7 @@ def format_table(r: dict[str, Any]) -> str:
     lines = [
         f"precision schemes: {r['model']} ({r['weights']} weights), profile {r['profile']}, "
         f"{r['frames']} frames of {r['video']} at 427x240, device {r['device']}",
-        f"machine: {r['machine']}",
+        machine_line(r) + f"; {r['torch']}",
         "",
         "| scheme | p50 ms | p90 ms | fps b=1 | best fps (batch) | speed-up | size MB | on disk MB | "
         "peak mem MB | feature error | fidelity mAP | main IoU | COCO mAP | COCO person |",

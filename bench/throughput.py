@@ -14,7 +14,10 @@ In one run:
     Frames per second counts the frames it really ran through the model.
 (b) ``same work``: ``detectord analyze --profile reference --batch 12``: the
     same model, input size and proposals, through the pipeline.
-(c) ``default``: ``detectord analyze`` with its default profile and batch.
+(c) ``fp32``: ``detectord analyze --precision fp32`` with its default profile
+    and batch (the defaults before ``--precision auto``).
+(d) ``auto``: ``detectord analyze`` with every default, ``--precision auto``
+    included: the scheme chosen for this machine (printed, with the CPU's flags).
 
 Pipeline fps is taken from the moment the model is loaded to the last line
 written (the reference loop is timed the same way, its model built first);
@@ -26,9 +29,7 @@ this machine can run; with ``--weights default`` the numbers are the real ones.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import platform
 import sys
 import tempfile
 import time
@@ -39,9 +40,13 @@ import cv2
 import torch
 from torchvision.transforms.functional import to_tensor
 
+from bench.results_io import machine_line, write_json
 from detectord.daemon.analyze import analyze
 from detectord.daemon.config import AnalyzeConfig, ModelConfig
 from detectord.detection import PERSON, build_model, resolve_device
+from detectord.detection.auto import choose_precision
+from detectord.detection.devices import describe_machine
+from detectord.detection.models import device_features
 
 REFERENCE_BATCH = 12
 SIZE = (427, 240)
@@ -90,14 +95,16 @@ def reference_loop(
     return {"read": read, "inferred": inferred, "seconds": seconds, "fps": inferred / seconds}
 
 
-def pipeline(video: Path, frames: int, weights: str, device: str, profile: str, batch: int) -> dict[str, Any]:
+def pipeline(
+    video: Path, frames: int, weights: str, device: str, profile: str, batch: int, precision: str
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         config = AnalyzeConfig(
             video=video,
             out=Path(tmp) / "out.jsonl",
             batch=batch,
             max_frames=frames,
-            model=ModelConfig(weights=weights, device=device, profile=profile),
+            model=ModelConfig(weights=weights, device=device, profile=profile, precision=precision),
         )
         summary = analyze(config, log_level=logging.ERROR, progress=False)
     return {
@@ -108,6 +115,7 @@ def pipeline(video: Path, frames: int, weights: str, device: str, profile: str, 
         "stage_ms": summary.stage_ms,
         "profile": profile,
         "batch": batch,
+        "precision": precision,
     }
 
 
@@ -118,7 +126,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", default="random", help="default, random or a file (timing is the same)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch", type=int, default=AnalyzeConfig.batch, help="batch of the default run (c)")
-    parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="a folder: the file is named after the machine")
     return parser
 
 
@@ -126,29 +134,34 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     device = resolve_device(args.device)
     logging.basicConfig(level=logging.ERROR)
     reference = reference_loop(args.video, args.frames, args.weights, device)
-    same = pipeline(args.video, args.frames, args.weights, str(device), "reference", REFERENCE_BATCH)
-    default = pipeline(args.video, args.frames, args.weights, str(device), "default", args.batch)
+    same = pipeline(args.video, args.frames, args.weights, str(device), "reference", REFERENCE_BATCH, "fp32")
+    default = pipeline(args.video, args.frames, args.weights, str(device), "default", args.batch, "fp32")
+    auto = pipeline(args.video, args.frames, args.weights, str(device), "default", args.batch, "auto")
+    auto["precision"] = choose_precision(device_features(device)).precision
     results = {
         "reference_fps": reference["fps"],
         "same_work_fps": same["fps"],
         "default_fps": default["fps"],
+        "auto_fps": auto["fps"],
         "same_work_ratio": same["fps"] / reference["fps"],
         "default_ratio": default["fps"] / reference["fps"],
+        "auto_ratio": auto["fps"] / reference["fps"],
+        "auto_precision": auto["precision"],
         "frames": args.frames,
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {device}",
-        "runs": {"reference": reference, "same_work": same, "default": default},
+        **describe_machine(),
+        "torch": f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}",
+        "runs": {"reference": reference, "same_work": same, "default": default, "auto": auto},
     }
     sys.stdout.write(format_table(results, args) + "\n")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+    write_json(args.json, "throughput", results)
     return results
 
 
 def format_table(r: dict[str, Any], args: argparse.Namespace) -> str:
-    ref, same, default = r["runs"]["reference"], r["runs"]["same_work"], r["runs"]["default"]
+    ref, same, default, auto = (r["runs"][k] for k in ("reference", "same_work", "default", "auto"))
     lines = [
         f"throughput on {args.video} (first {args.frames} frames), weights {args.weights}",
-        f"machine: {r['machine']}, Python {platform.python_version()}, torch {torch.__version__}",
+        machine_line(r) + f"; {r['torch']}",
         "",
         "| run | frames | seconds | fps | ratio to (a) | start-up (s) |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -156,13 +169,16 @@ def format_table(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"(of {ref['read']} read) | {ref['seconds']:.1f} | {ref['fps']:.3f} | 1.00 | - |",
         f"| (b) detectord analyze --profile reference --batch 12 | {same['frames']} | {same['seconds']:.1f} | "
         f"{same['fps']:.3f} | {r['same_work_ratio']:.2f} | {same['startup_s']:.1f} |",
-        f"| (c) detectord analyze (default profile, batch {default['batch']}) | {default['frames']} | "
-        f"{default['seconds']:.1f} | {default['fps']:.3f} | {r['default_ratio']:.2f} | {default['startup_s']:.1f} |",
+        f"| (c) detectord analyze --precision fp32 (default profile, batch {default['batch']}) | "
+        f"{default['frames']} | {default['seconds']:.1f} | {default['fps']:.3f} | {r['default_ratio']:.2f} | "
+        f"{default['startup_s']:.1f} |",
+        f"| (d) detectord analyze (defaults: --precision auto = {auto['precision']}) | {auto['frames']} | "
+        f"{auto['seconds']:.1f} | {auto['fps']:.3f} | {r['auto_ratio']:.2f} | {auto['startup_s']:.1f} |",
         "",
         "mean ms per frame and stage: "
         + "; ".join(
             f"({k}) " + ", ".join(f"{s} {ms:.1f}" for s, ms in run["stage_ms"].items())
-            for k, run in (("b", same), ("c", default))
+            for k, run in (("b", same), ("c", default), ("d", auto))
         ),
     ]
     return "\n".join(lines)

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -31,8 +30,10 @@ import gmqtt
 import numpy as np
 import psutil
 
+from bench.results_io import machine_line, write_json
 from detectord.contract import Detection, build_detections
 from detectord.daemon.cli.mosquitto import Mosquitto, free_port
+from detectord.detection.devices import describe_machine
 from detectord.web.client import frames
 
 BOX = (100.0, 40.0, 180.0, 230.0)
@@ -133,10 +134,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             server.wait(10)
             broker.stop()
     results["jpeg_bytes"] = int(np.mean([len(j) for j in jpegs]))
-    results["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    results |= describe_machine()
     sys.stdout.write(format_table(results) + "\n")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    write_json(args.json, "web", results)
     return results
 
 
@@ -158,7 +158,7 @@ def format_table(r: dict[str, Any]) -> str:
         [
             f"viewer load: {r['clients']} WebSocket clients, one camera publishing {r['publish_fps']:.1f} fps of "
             f"427x240 JPEG (~{r['jpeg_bytes'] / 1000:.0f} kB) through Mosquitto",
-            f"machine: {r['machine']} (clients, broker and server on the same machine)",
+            machine_line(r) + " (clients, broker and server on the same machine)",
             "",
             "| client fps min | client fps median | capture->client p50 ms | p99 ms | server CPU % |",
             "| ---: | ---: | ---: | ---: | ---: |",

@@ -17,10 +17,12 @@ from detectord.contract.homeassistant import DEFAULT_PREFIX as HA_PREFIX
 from detectord.contract.homeassistant import node_for, safe_id
 from detectord.detection import (
     DEFAULT_MODEL,
+    MODELS,
     PROFILES,
     MainPersonConfig,
     ModelOptionError,
     Precision,
+    PrecisionError,
     check_options,
     resolve_device_name,
 )
@@ -126,6 +128,46 @@ class CalibrateConfig:
             raise ConfigError(f"frames must be between 1 and 10000, got {self.frames}")
         if not self.out.parent.is_dir():
             raise ConfigError(f"out: directory {str(self.out.parent)!r} does not exist")
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """``detectord tune``: every precision scheme on the user's own footage; the fastest faithful one."""
+
+    video: Path
+    out: Path = Path("tune.toml")
+    """The ``[model]`` settings to include after the daemon's own configuration."""
+    frames: int = 16
+    """Frames measured, spread over the video."""
+    calibration_frames: int = 32
+    """Frames int8-static is calibrated on (CPU)."""
+    schemes: str = ""
+    """Comma-separated schemes to measure (fp32, the reference, always is); empty: every one this device runs."""
+    frame: FrameConfig = field(default_factory=FrameConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    main_person: MainPersonConfig = field(default_factory=MainPersonConfig)
+
+    def __post_init__(self) -> None:
+        for scheme in self.scheme_list:
+            try:
+                if Precision.parse(scheme).auto:
+                    raise ConfigError("schemes: auto is what tune decides; name schemes")
+            except PrecisionError as exc:
+                raise ConfigError(f"schemes: {exc}") from None
+        if not 2 <= self.frames <= 1000:
+            raise ConfigError(f"frames must be between 2 and 1000, got {self.frames}")
+        if not 1 <= self.calibration_frames <= 10000:
+            raise ConfigError(f"calibration_frames must be between 1 and 10000, got {self.calibration_frames}")
+        if not self.out.parent.is_dir():
+            raise ConfigError(f"out: directory {str(self.out.parent)!r} does not exist")
+        if self.out.suffix != ".toml":
+            raise ConfigError(f"out: write a .toml file, not {self.out.name!r}")
+        if MODELS[self.model.name].kind == "opencv":
+            raise ConfigError(f"model.name: {self.model.name} runs in one precision only; there is nothing to tune")
+
+    @property
+    def scheme_list(self) -> list[str]:
+        return [scheme.strip() for scheme in self.schemes.split(",") if scheme.strip()]
 
 
 @dataclass(frozen=True)

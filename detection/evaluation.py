@@ -121,6 +121,33 @@ def main_person_iou(reference: Sequence[MainPerson | None], candidate: Sequence[
     return float(np.mean(ious)) if ious else None
 
 
+def backbone_features(detector: Any, frame: np.ndarray) -> dict[str, torch.Tensor]:
+    """What the backbone (with its FPN) hands the heads for ``frame``, as float32, whatever the scheme."""
+    inner = getattr(detector.model, "model", detector.model)
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+        items = output.items() if isinstance(output, dict) else [("0", output)]
+        captured.update({name: value.detach().float().cpu() for name, value in items})
+
+    handle = inner.backbone.register_forward_hook(hook)
+    try:
+        detector([frame])
+    finally:
+        handle.remove()
+    return captured
+
+
+def feature_error(reference: Any, detector: Any, frames: Sequence[np.ndarray]) -> float:
+    """Mean relative L2 distance of ``detector``'s backbone features from ``reference``'s (fp32), over levels
+    and frames: upstream of the heads, so it means something even with untrained weights."""
+    errors = []
+    for frame in frames:
+        want, got = backbone_features(reference, frame), backbone_features(detector, frame)
+        errors += [float((got[k] - want[k]).norm() / want[k].norm().clamp_min(1e-12)) for k in want]
+    return float(np.mean(errors))
+
+
 @dataclass(frozen=True)
 class CocoScores:
     images: int

@@ -41,6 +41,23 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
 
 
+def read_tomls(paths: list[Path]) -> dict[str, Any]:
+    """Several files as one: each later file's settings override the earlier ones', table by table
+    (``--config /etc/detector/detector.toml --config tune.toml``)."""
+    data: dict[str, Any] = {}
+    for path in paths:
+        _merge(data, read_toml(path))
+    return data
+
+
+def _merge(into: dict[str, Any], data: dict[str, Any]) -> None:
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     """``set_dotted(d, "mqtt.port", 1884)``: the command line overriding one key of the file."""
     *sections, last = key.split(".")

@@ -25,13 +25,14 @@ from detectord.daemon.config import (
     DaemonConfig,
     DemoConfig,
     MqttConfig,
+    TuneConfig,
 )
 from detectord.daemon.logs import configure_logging
 from detectord.daemon.pipeline.stage import StageError
 from detectord.detection import CalibrationError, PrecisionError, WeightsError
 from detectord.ipc import RingError
 
-from .loading import build, merge_overrides, read_toml, set_dotted
+from .loading import build, merge_overrides, read_toml, read_tomls, set_dotted
 from .parser import EXIT_USAGE, get_args_parser
 
 log = logging.getLogger("detectord")
@@ -84,6 +85,16 @@ CALIBRATE_KEYS = {
     "weights": "model.weights",
     "profile": "model.profile",
 }
+TUNE_KEYS = {
+    "video": "video",
+    "out": "out",
+    "frames": "frames",
+    "schemes": "schemes",
+    "model": "model.name",
+    "weights": "model.weights",
+    "profile": "model.profile",
+    "device": "model.device",
+}
 DEMO_KEYS = {"mqtt_host": "daemon.mqtt.host", "mqtt_port": "daemon.mqtt.port", "port": "web_port"} | {
     option: f"daemon.{key}" for option, key in MODEL_KEYS.items()
 }
@@ -107,11 +118,13 @@ def configure(
 
 def live_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> DaemonConfig:
     """The daemon's configuration: the TOML file, then the flags given, then validated as a whole."""
-    data = read_toml(args.config) if args.config else {}
-    if args.config and isinstance(data.get("mqtt"), dict) and "password" in data["mqtt"]:
-        _warn_if_others_can_read(args.config)
+    paths: list[Path] = args.config or []
+    data = read_tomls(paths)
+    for path in paths:
+        if "password" in read_toml(path).get("mqtt", {}):
+            _warn_if_others_can_read(path)
     if "cameras" in data and ("camera" in data or "source" in data):
-        raise ConfigError(f"{args.config}: {BOTH_FORMS}")
+        raise ConfigError(f"{', '.join(map(str, paths))}: {BOTH_FORMS}")
     merge_overrides(data, "cameras", ("frame", "main_person"))
     env = os.environ if environ is None else environ
     if "password" not in data.get("mqtt", {}) and args.mqtt_password is None and env.get("DETECTORD_MQTT_PASSWORD"):
@@ -254,7 +267,7 @@ def _run_homeassistant_remove(args: argparse.Namespace) -> int:
 
     from .homeassistant import remove_entities
 
-    data = read_toml(args.config) if args.config else {}
+    data = read_tomls(args.config or [])
     mqtt = data.get("mqtt", {})
     if not isinstance(mqtt, dict):
         raise ConfigError(f"mqtt: expected a table of settings, got {mqtt!r}")
@@ -285,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run_install(args)
         if args.command == "demo":
             return _run_demo(args)
+        if args.command == "tune":
+            from .tune import run_tune
+
+            return run_tune(configure(TuneConfig, args, TUNE_KEYS))
         if args.command == "homeassistant-remove":
             return _run_homeassistant_remove(args)
         return _run_analyze(args, log_level)

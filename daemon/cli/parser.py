@@ -77,7 +77,13 @@ def _add_model_options(parser: argparse.ArgumentParser, runtime: bool = True) ->
 def _add_live_options(parser: argparse.ArgumentParser) -> None:
     live = parser.add_argument_group("live daemon (when no command is given)")
     live.add_argument("--source", help="/dev/video0, a camera index, a video file, or an rtsp:// or http:// URL")
-    live.add_argument("--config", type=Path, help="TOML configuration (flags override it)")
+    live.add_argument(
+        "--config",
+        type=Path,
+        action="append",
+        help="TOML configuration (flags override it); again: later files "
+        "override earlier ones (--config detector.toml --config tune.toml)",
+    )
     live.add_argument("--check-config", action="store_true", help="validate the configuration, print it, exit")
     live.add_argument("--camera", help="camera name: topics, shared memory and systemd instance")
     live.add_argument("--loop", action="store_const", const=True, help="video files: start again at the end")
@@ -119,6 +125,27 @@ def _add_calibrate(commands: argparse._SubParsersAction[_Parser]) -> None:
     calibrate = _add_video_command(commands, "calibrate", CALIBRATE_TEXT, ("FILE", "the artifact to write"))
     calibrate.add_argument("--frames", type=int, help="frames to calibrate on (64)")
     _add_model_options(calibrate, runtime=False)
+
+
+TUNE_TEXT = (
+    "measure every precision scheme on your footage and write the fastest faithful one",
+    "Run every precision scheme this device supports on frames of VIDEO (your own camera's footage): speed "
+    "(p50, best batch) and fidelity to fp32 (COCO mAP of the detections against fp32's, main-person IoU, "
+    "feature error). Recommend the fastest scheme with fidelity >= 0.95 (untrained weights: feature error <= 2%) "
+    "and write its [model] settings to --out, to use after the daemon's own file: "
+    "detectord --config detector.toml --config tune.toml.",
+)
+
+
+def _add_tune(commands: argparse._SubParsersAction[_Parser]) -> None:
+    tune = commands.add_parser("tune", help=TUNE_TEXT[0], description=TUNE_TEXT[1])
+    tune.add_argument("video", type=Path, metavar="VIDEO")
+    tune.add_argument("--out", type=Path, metavar="TOML", help="where the [model] settings go (tune.toml)")
+    tune.add_argument("--frames", type=int, metavar="N", help="frames measured, spread over the video (16)")
+    tune.add_argument("--frame-size", type=frame_size, metavar="WxH", help="analysis size (427x240)")
+    tune.add_argument("--schemes", help="comma-separated schemes to measure (default: every one this device runs)")
+    _add_model_options(tune, runtime=False)
+    tune.add_argument("--device", help="auto, cpu, cuda or cuda:N")
 
 
 def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
@@ -182,6 +209,6 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version)
     _add_live_options(parser)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
-    for add in (_add_analyze, _add_calibrate, _add_demo, _add_install, _add_homeassistant):
+    for add in (_add_analyze, _add_calibrate, _add_tune, _add_demo, _add_install, _add_homeassistant):
         add(commands)
     return parser

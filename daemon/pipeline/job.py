@@ -88,9 +88,9 @@ class Job(ABC):
 
 def run_job(job: Job, stop: threading.Event) -> None:
     """Run ``job`` until its ``step`` says it is done; ``stop`` is set by SIGTERM/SIGINT."""
+    job.open()
     cpu, flags = cpu_description()
     log.info("running on %s (CPU features: %s)", cpu, ", ".join(flags) or "none of interest")
-    job.open()
     try:
         for name in job.stages:
             job.start(name)

@@ -23,3 +23,4 @@ def test_ipc_bench_prints_a_table_and_writes_the_json_keys(tmp_path: Path, capsy
     for key in ("ring_fps", "queue_fps", "ratio", "ring_p50_us", "ring_p99_us", "queue_p50_us", "queue_p99_us"):
         assert isinstance(data[key], float) and data[key] > 0, key
     assert abs(data["ratio"] - data["ring_fps"] / data["queue_fps"]) < 1e-9
+    assert data["machine"] and isinstance(data["cpu_flags"], list)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from bench import synthetic_clip, throughput
+from detectord.detection.auto import DeviceFeatures, choose_precision
+from detectord.detection.devices import cpu_description
 
 
 def test_throughput_bench_compares_the_reference_loop_with_the_pipeline(
@@ -21,13 +23,19 @@ def test_throughput_bench_compares_the_reference_loop_with_the_pipeline(
     )
     throughput.main(args)
     table = capsys.readouterr().out
-    assert "| (a) reference loop" in table and "| (c) detectord analyze" in table
+    assert "| (a) reference loop" in table and "| (c) detectord analyze --precision fp32" in table
     data = json.loads(out.read_text())
-    for key in ("reference_fps", "same_work_fps", "default_fps", "same_work_ratio", "default_ratio"):
+    for key in ("reference_fps", "same_work_fps", "default_fps", "auto_fps", "same_work_ratio", "default_ratio",
+                "auto_ratio"):  # fmt: skip
         assert data[key] > 0, key
+    assert data["auto_precision"] == choose_precision(DeviceFeatures("cpu", cpu_description()[1])).precision
+    assert f"--precision auto = {data['auto_precision']}" in table
+    assert data["cpu_flags"] == list(cpu_description()[1])
     assert data["frames"] == 2
     assert data["runs"]["reference"]["inferred"] == 2
-    assert data["runs"]["same_work"]["frames"] == data["runs"]["default"]["frames"] == 2
+    assert (
+        data["runs"]["same_work"]["frames"] == data["runs"]["default"]["frames"] == data["runs"]["auto"]["frames"] == 2
+    )
 
 
 def test_the_reference_loop_drops_the_frame_read_when_a_batch_is_full(tmp_path: Path) -> None:

@@ -19,3 +19,4 @@ def test_web_bench_reports_delivery_latency_and_server_cpu(tmp_path: Path, capsy
             "server_cpu_percent"}  # fmt: skip
     assert keys <= set(data)
     assert data["clients"] == 3 and data["client_fps_min"] > 0 and data["latency_p50_ms"] > 0
+    assert data["machine"] and isinstance(data["cpu_flags"], list)

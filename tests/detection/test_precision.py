@@ -179,7 +179,9 @@ def test_the_calibration_artifact_reloads_to_the_same_model_and_records_its_prov
     np.testing.assert_array_equal(x.boxes, y.boxes)
 
 
-def test_a_calibration_for_other_weights_or_another_model_is_refused(calibration: Path, tmp_path: Path) -> None:
+def test_a_calibration_of_another_format_version_for_other_weights_or_another_model_is_refused(
+    calibration: Path, tmp_path: Path
+) -> None:
     artifact = read_calibration(calibration)
     other = tmp_path / "other.pt"
     save_calibration({**artifact, "weights_fingerprint": "0" * 16}, other)
@@ -187,6 +189,9 @@ def test_a_calibration_for_other_weights_or_another_model_is_refused(calibration
         _load("int8-static", other)
     save_calibration({**artifact, "model": "retinanet_resnet50_fpn"}, other)
     with pytest.raises(CalibrationError, match="made for retinanet_resnet50_fpn"):
+        _load("int8-static", other)
+    save_calibration({**artifact, "version": artifact["version"] - 1}, other)
+    with pytest.raises(CalibrationError, match=f"has artifact version {artifact['version'] - 1}, expected"):
         _load("int8-static", other)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"nope")

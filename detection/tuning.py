@@ -1,0 +1,159 @@
+"""Every precision scheme this device runs, measured on the user's own frames: speed and fidelity to fp32.
+
+``detectord tune`` runs this on footage from the camera it will serve, so
+that the recommendation holds for that scene, that machine and those
+weights. Per scheme: latency at batch 1 (p50) and the best throughput over
+a few batch sizes; fidelity to fp32 as the COCO mAP of its detections scored
+against fp32's detections, the main person's IoU, and the backbone features'
+relative error. With untrained weights the heads' scores are nearly tied and
+fidelity means nothing, so the feature error decides instead.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .detector import Detector
+from .devices import cpu_description
+from .errors import PrecisionError
+from .evaluation import feature_error, fidelity_map, main_person_iou
+from .main_person import MainPersonTracker
+from .models import load_detector
+from .precision import check_bf16
+from .types import Detections, MainPerson, MainPersonConfig
+
+CPU_SCHEMES = (
+    "fp32",
+    "fp32-fused",
+    "fp32-fused+channels_last",
+    "bf16",
+    "bf16+channels_last",
+    "autocast",
+    "int8-dynamic",
+    "int8-static",
+)
+CUDA_SCHEMES = ("fp32", "fp32-fused", "fp16", "fp16+channels_last", "mixed", "autocast", "bf16")
+BATCHES = (1, 2, 4)
+MIN_FIDELITY = 0.95
+MAX_FEATURE_ERROR = 0.02
+FEATURE_FRAMES = 4
+
+
+@dataclass
+class SchemeResult:
+    precision: str
+    p50_ms: float | None = None
+    best_fps: float | None = None
+    best_batch: int | None = None
+    feature_error: float | None = None
+    fidelity_map: float | None = None
+    main_person_iou: float | None = None
+    refused: str | None = None
+
+
+def schemes_for(device: torch.device) -> list[str]:
+    """The schemes worth measuring here: those the device runs, bf16 only where it computes in bfloat16."""
+    schemes = []
+    for scheme in CUDA_SCHEMES if device.type == "cuda" else CPU_SCHEMES:
+        if scheme.startswith("bf16"):
+            try:
+                check_bf16(device, force=False)
+            except PrecisionError:
+                continue
+        schemes.append(scheme)
+    return schemes
+
+
+def _mains(detections: Sequence[Detections], threshold: float) -> list[MainPerson | None]:
+    tracker = MainPersonTracker(MainPersonConfig(score_threshold=threshold))
+    return [tracker.update(d) for d in detections]
+
+
+def measure(
+    frames: Sequence[np.ndarray],
+    *,
+    name: str,
+    weights: str,
+    profile: str,
+    device: str,
+    frame_size: tuple[int, int],
+    calibration: Path | None,
+    main_threshold: float,
+    schemes: Sequence[str],
+    step: Callable[[], None] = lambda: None,
+) -> list[SchemeResult]:
+    """``schemes`` on ``frames``, fp32 first (the reference, added if missing); ``step`` after each frame."""
+    reference = load_detector(name, weights, device, profile, frame_size=frame_size, precision="fp32")
+    if not isinstance(reference, Detector):
+        raise PrecisionError(f"{name} runs in one precision only; there is nothing to tune")
+    schemes = ["fp32", *(scheme for scheme in schemes if scheme != "fp32")]
+    reference_frames: list[Detections] = []
+    results = []
+    for scheme in schemes:
+        if scheme == "int8-static" and calibration is None:
+            results.append(SchemeResult(scheme, refused="no calibration"))
+            continue
+        detector = (
+            reference
+            if scheme == "fp32"
+            else load_detector(
+                name, weights, device, profile, frame_size=frame_size, precision=scheme,
+                calibration=calibration if scheme == "int8-static" else None,
+            )
+        )  # fmt: skip
+        result = SchemeResult(scheme)
+        found, latencies = [], []
+        detector(list(frames[:1]))
+        for frame in frames:
+            start = time.perf_counter()
+            found += detector([frame])
+            latencies.append(time.perf_counter() - start)
+            step()
+        result.p50_ms = 1000.0 * float(np.percentile(latencies, 50))
+        fps = {1: len(frames) / sum(latencies)}
+        for batch in BATCHES[1:]:
+            start = time.perf_counter()
+            for i in range(0, len(frames) - batch + 1, batch):
+                detector(list(frames[i : i + batch]))
+            done = (len(frames) // batch) * batch
+            fps[batch] = done / (time.perf_counter() - start) if done else 0.0
+        result.best_batch = max(fps, key=fps.__getitem__)
+        result.best_fps = fps[result.best_batch]
+        if scheme == "fp32":
+            reference_frames = found
+            result.feature_error, result.fidelity_map, result.main_person_iou = 0.0, 1.0, 1.0
+        else:
+            result.feature_error = feature_error(reference, detector, frames[:FEATURE_FRAMES])
+            result.fidelity_map = fidelity_map(reference_frames, found)
+            result.main_person_iou = main_person_iou(
+                _mains(reference_frames, main_threshold), _mains(found, main_threshold)
+            )
+            del detector
+            gc.collect()
+        results.append(result)
+    return results
+
+
+def recommend(results: Sequence[SchemeResult], trained: bool) -> tuple[SchemeResult, str]:
+    """The fastest scheme (p50) that stays faithful to fp32, and the test it passed."""
+    if trained:
+        test = f"fidelity mAP >= {MIN_FIDELITY}"
+        faithful = [r for r in results if r.fidelity_map is not None and r.fidelity_map >= MIN_FIDELITY]
+    else:
+        test = f"feature error <= {MAX_FEATURE_ERROR:.0%} (untrained weights: fidelity is not meaningful)"
+        faithful = [r for r in results if r.feature_error is not None and r.feature_error <= MAX_FEATURE_ERROR]
+    measured = [r for r in faithful if r.p50_ms is not None]
+    best = min(measured, key=lambda r: r.p50_ms or float("inf"))
+    return best, test
+
+
+def machine() -> str:
+    model, flags = cpu_description()
+    return f"{model} ({', '.join(flags) or 'no CPU features of interest'})"
