@@ -209,7 +209,7 @@ def default_schemes(device: torch.device) -> list[str]:
     runnable = []
     for scheme in SCHEMES:
         try:
-            Precision.parse(scheme).check_device(device)
+            Precision.parse(scheme).check_device(device.type)
         except PrecisionError:
             continue
         runnable.append(scheme)

@@ -36,6 +36,7 @@ CPU_SCHEMES = (
     "bf16",
     "bf16+channels_last",
     "autocast",
+    "autocast+channels_last",
     "int8-dynamic",
     "int8-static",
 )
@@ -59,10 +60,11 @@ class SchemeResult:
 
 
 def schemes_for(device: torch.device) -> list[str]:
-    """The schemes worth measuring here: those the device runs, bf16 only where it computes in bfloat16."""
+    """The schemes worth measuring here: those the device runs; bfloat16 ones (bf16, and autocast on a CPU)
+    only where the device computes in bfloat16."""
     schemes = []
     for scheme in CUDA_SCHEMES if device.type == "cuda" else CPU_SCHEMES:
-        if scheme.startswith("bf16"):
+        if scheme.startswith("bf16") or (scheme.startswith("autocast") and device.type == "cpu"):
             try:
                 check_bf16(device, force=False)
             except PrecisionError:
