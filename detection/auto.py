@@ -4,15 +4,14 @@ The rule, from what each scheme needs to pay off (measurements in the README):
 
 * CUDA: ``fp16`` (norms folded, then the whole network in half precision;
   tensor cores run it, and torchvision's CUDA nms takes float16);
-* a CPU with AMX: ``bf16+channels_last`` (backbone + FPN in bfloat16, where
-  the time goes, laid out as oneDNN's bfloat16 kernels prefer; the heads
-  stay float32). Measured on an AMX Xeon: the backbone 155 -> 53 ms, while
-  bfloat16 everywhere (``autocast``) gained only 229 -> 163 ms in all;
-* a CPU with AVX512-BF16 but no AMX: ``autocast+channels_last`` (bfloat16
-  wherever PyTorch's CPU autocast allows, the RPN and box heads included).
-  Measured on an AMD EPYC with AVX512-BF16: 155 ms a frame, against 183 ms
-  for ``bf16+channels_last`` and 299 ms for ``fp32-fused``: without AMX the
-  backbone gains less, and the heads' convolutions are worth converting too;
+* a CPU with AMX or AVX512-BF16: ``bf16+channels_last`` (backbone + FPN in
+  bfloat16, where the time goes, laid out as oneDNN's bfloat16 kernels
+  prefer; the heads stay float32). Measured on an AMX Xeon: the backbone
+  155 -> 53 ms; on an AMD EPYC with AVX512-BF16: 183 ms a frame against
+  299 ms for ``fp32-fused``. ``autocast`` was faster there (155 ms: the RPN
+  head in bfloat16 too) but decodes boxes in bfloat16, whose 8-bit mantissa
+  puts coordinates on a 2-pixel grid above 256 and past the frame's edge
+  (427 becomes 428): not a default;
 * a CPU with AVX512-VNNI or AMX-INT8, given a calibration artifact:
   ``int8-static``;
 * otherwise ``fp32-fused`` (norms folded: the same numbers, less work).
@@ -56,13 +55,9 @@ def choose_precision(device: DeviceFeatures, calibration: Path | None = None) ->
     if device.kind == "cuda":
         capability = ".".join(map(str, device.cuda_capability or ()))
         return Choice("fp16", f"CUDA{' capability ' + capability if capability else ''}: float16 end to end")
-    if "amx_bf16" in device.cpu_flags:
-        return Choice("bf16+channels_last", "the CPU has AMX (amx_bf16): backbone and FPN in bfloat16")
-    if "avx512_bf16" in device.cpu_flags:
-        return Choice(
-            "autocast+channels_last",
-            "the CPU computes in bfloat16 without AMX (avx512_bf16): bfloat16 wherever autocast allows",
-        )
+    if device.has_any(BF16_FEATURES):
+        found = ", ".join(f for f in BF16_FEATURES if f in device.cpu_flags)
+        return Choice("bf16+channels_last", f"the CPU computes in bfloat16 ({found}): backbone and FPN in bfloat16")
     if device.has_any(INT8_FEATURES) and calibration is not None:
         found = ", ".join(f for f in INT8_FEATURES if f in device.cpu_flags)
         return Choice("int8-static", f"the CPU has int8 dot products ({found}) and a calibration was given")

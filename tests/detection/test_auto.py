@@ -62,8 +62,8 @@ CALIBRATION = Path("int8.pt")
         (VNNI, CALIBRATION, "int8-static"),
         (AMX, None, "bf16+channels_last"),
         (AMX, CALIBRATION, "bf16+channels_last"),
-        (ZEN4, None, "autocast+channels_last"),
-        (ZEN4, CALIBRATION, "autocast+channels_last"),
+        (ZEN4, None, "bf16+channels_last"),
+        (ZEN4, CALIBRATION, "bf16+channels_last"),
     ],
 )
 def test_auto_picks_the_scheme_the_cpus_features_pay_for(text: str, calibration: Path | None, expected: str) -> None:
@@ -77,7 +77,7 @@ def test_auto_says_why_and_suggests_a_calibration_where_int8_would_pay() -> None
     assert "calibration" in vnni.reason
     assert "calibration" not in choose_precision(DeviceFeatures("cpu", parse_cpuinfo(AVX2_ONLY)[1])).reason
     assert "amx_bf16" in choose_precision(DeviceFeatures("cpu", parse_cpuinfo(AMX)[1])).reason
-    assert "without AMX" in choose_precision(DeviceFeatures("cpu", parse_cpuinfo(ZEN4)[1])).reason
+    assert "avx512_bf16" in choose_precision(DeviceFeatures("cpu", parse_cpuinfo(ZEN4)[1])).reason
 
 
 def test_auto_on_cuda_is_float16_whatever_the_cpu() -> None:
