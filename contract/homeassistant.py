@@ -100,38 +100,32 @@ def discovery_messages(
     origin = {"name": "detectord", "sw_version": sw_version}
     stats = topics.topic(camera, "stats")
     fps = " + ".join(f"value_json.stages[{stage!r}].fps" for stage in inference_stages)
-    entities: list[tuple[str, str, dict[str, Any]]] = [
-        (
+
+    def occupancy(key: str, name: str, topic: str) -> tuple[str, str, dict[str, Any]]:
+        return (
             "binary_sensor",
-            "person_occupancy",
+            key,
             _entity(
-                topics,
-                camera,
-                device,
-                origin,
-                "person_occupancy",
-                "Person occupancy",
-                state_topic=topics.topic(camera, "occupancy"),
-                device_class="occupancy",
-                payload_on=ON,
-                payload_off=OFF,
+                topics, camera, device, origin, key, name,
+                state_topic=topic, device_class="occupancy", payload_on=ON, payload_off=OFF,
             ),
-        ),
-        (
+        )  # fmt: skip
+
+    def count(key: str, name: str, topic: str) -> tuple[str, str, dict[str, Any]]:
+        return (
             "sensor",
-            "person_count",
+            key,
             _entity(
-                topics,
-                camera,
-                device,
-                origin,
-                "person_count",
-                "Person count",
-                state_topic=topics.topic(camera, "person"),
-                state_class="measurement",
-                icon="mdi:account-group",
+                topics, camera, device, origin, key, name,
+                state_topic=topic, state_class="measurement", icon="mdi:account-group",
             ),
-        ),
+        )  # fmt: skip
+
+    entities = [
+        occupancy("person_occupancy", "Person occupancy", topics.topic(camera, "occupancy")),
+        count("person_count", "Person count", topics.topic(camera, "person")),
+    ]
+    entities += [
         (
             "camera",
             "person_snapshot",
@@ -143,71 +137,26 @@ def discovery_messages(
             "sensor",
             "inference_fps",
             _entity(
-                topics,
-                camera,
-                device,
-                origin,
-                "inference_fps",
-                "Inference rate",
-                state_topic=stats,
-                value_template=f"{{{{ ({fps}) | round(2) }}}}",
-                unit_of_measurement="fps",
-                state_class="measurement",
-                entity_category="diagnostic",
-                icon="mdi:speedometer",
+                topics, camera, device, origin, "inference_fps", "Inference rate",
+                state_topic=stats, value_template=f"{{{{ ({fps}) | round(2) }}}}", unit_of_measurement="fps",
+                state_class="measurement", entity_category="diagnostic", icon="mdi:speedometer",
             ),
         ),
         (
             "sensor",
             "dropped_frames",
             _entity(
-                topics,
-                camera,
-                device,
-                origin,
-                "dropped_frames",
-                "Dropped frames",
-                state_topic=stats,
-                value_template="{{ value_json.drops.values() | sum }}",
-                state_class="total_increasing",
-                entity_category="diagnostic",
-                icon="mdi:image-off",
+                topics, camera, device, origin, "dropped_frames", "Dropped frames",
+                state_topic=stats, value_template="{{ value_json.drops.values() | sum }}",
+                state_class="total_increasing", entity_category="diagnostic", icon="mdi:image-off",
             ),
         ),
-    ]
+    ]  # fmt: skip
     for zone in zones:
+        key = f"zone_{safe_id(zone)}"
         entities += [
-            (
-                "binary_sensor",
-                f"zone_{zone}_occupancy",
-                _entity(
-                    topics,
-                    camera,
-                    device,
-                    origin,
-                    f"zone_{safe_id(zone)}_occupancy",
-                    f"{zone} occupancy",
-                    state_topic=topics.topic(camera, "zone_occupancy", zone),
-                    device_class="occupancy",
-                    payload_on=ON,
-                    payload_off=OFF,
-                ),
-            ),
-            (
-                "sensor",
-                f"zone_{zone}_person_count",
-                _entity(
-                    topics,
-                    camera,
-                    device,
-                    origin,
-                    f"zone_{safe_id(zone)}_person_count",
-                    f"{zone} person count",
-                    state_topic=topics.topic(camera, "zone_person", zone),
-                    state_class="measurement",
-                    icon="mdi:account-group",
-                ),
-            ),
+            occupancy(f"{key}_occupancy", f"{zone} occupancy", topics.topic(camera, "zone_occupancy", zone)),
+            count(f"{key}_person_count", f"{zone} person count", topics.topic(camera, "zone_person", zone)),
         ]
     return {
         f"{prefix}/{component}/{node}/{safe_id(camera)}_{safe_id(key)}/config": payload

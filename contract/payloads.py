@@ -184,12 +184,17 @@ def _json_object(payload: bytes, what: str) -> dict[str, Any]:
     return data
 
 
+def _size(value: Any) -> list[int]:
+    """A frame size, ``[width, height]`` in pixels."""
+    if not (isinstance(value, list) and len(value) == 2 and all(_integer(v, "size", 1) for v in value)):
+        raise Malformed("size is not [width, height]")
+    return value
+
+
 def parse_detections(payload: bytes) -> dict[str, Any]:
     """A detections message, rebuilt from checked fields only (nothing else is passed on)."""
     data = _json_object(payload, "detections")
-    size = data.get("size")
-    if not (isinstance(size, list) and len(size) == 2 and all(_integer(v, "size", 1) for v in size)):
-        raise Malformed("size is not [width, height]")
+    size = _size(data.get("size"))
     ts = _object(data.get("ts"), "ts")
     items = data.get("detections")
     if not isinstance(items, list) or len(items) > MAX_DETECTIONS:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .names import is_valid_name
-from .payloads import VERSION, Malformed, _box, _box_json, _integer, _json_object, _number, _object, _text
+from .payloads import VERSION, Malformed, _box, _box_json, _integer, _json_object, _number, _object, _size, _text
 
 EVENT_TYPES = ("new", "update", "end")
 ON = "ON"
@@ -124,9 +124,7 @@ def build_zones(camera: str, size: tuple[int, int], zones: Mapping[str, Sequence
 
 def parse_zones(payload: bytes) -> dict[str, Any]:
     data = _json_object(payload, "zones")
-    size = data.get("size")
-    if not (isinstance(size, list) and len(size) == 2 and all(_integer(v, "size", 1) for v in size)):
-        raise Malformed("size is not [width, height]")
+    size = _size(data.get("size"))
     zones = _object(data.get("zones"), "zones")
     if len(zones) > MAX_ZONES:
         raise Malformed(f"more than {MAX_ZONES} zones")

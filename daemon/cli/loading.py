@@ -16,6 +16,7 @@ import math
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,12 +42,16 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
 
 
-def read_tomls(paths: list[Path]) -> dict[str, Any]:
+def read_tomls(
+    paths: list[Path], check: Callable[[Path, dict[str, Any]], None] = lambda path, data: None
+) -> dict[str, Any]:
     """Several files as one: each later file's settings override the earlier ones', table by table
-    (``--config /etc/detector/detector.toml --config tune.toml``)."""
+    (``--config /etc/detector/detector.toml --config tune.toml``); ``check`` sees each file as read."""
     data: dict[str, Any] = {}
     for path in paths:
-        _merge(data, read_toml(path))
+        part = read_toml(path)
+        check(path, part)
+        _merge(data, part)
     return data
 
 

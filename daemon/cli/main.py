@@ -32,7 +32,7 @@ from detectord.daemon.pipeline.stage import StageError
 from detectord.detection import CalibrationError, PrecisionError, WeightsError
 from detectord.ipc import RingError
 
-from .loading import build, merge_overrides, read_toml, read_tomls, set_dotted
+from .loading import build, merge_overrides, read_tomls, set_dotted
 from .parser import EXIT_USAGE, get_args_parser
 
 log = logging.getLogger("detectord")
@@ -119,10 +119,7 @@ def configure(
 def live_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> DaemonConfig:
     """The daemon's configuration: the TOML file, then the flags given, then validated as a whole."""
     paths: list[Path] = args.config or []
-    data = read_tomls(paths)
-    for path in paths:
-        if "password" in read_toml(path).get("mqtt", {}):
-            _warn_if_others_can_read(path)
+    data = read_tomls(paths, _warn_if_others_can_read)
     if "cameras" in data and ("camera" in data or "source" in data):
         raise ConfigError(f"{', '.join(map(str, paths))}: {BOTH_FORMS}")
     merge_overrides(data, "cameras", ("frame", "main_person"))
@@ -132,8 +129,11 @@ def live_config(args: argparse.Namespace, environ: dict[str, str] | None = None)
     return configure(DaemonConfig, args, LIVE_KEYS, data)
 
 
-def _warn_if_others_can_read(path: Path) -> None:
+def _warn_if_others_can_read(path: Path, data: dict[str, Any]) -> None:
     """A password in a file every user may read is a password every user knows (ssh refuses such keys)."""
+    mqtt = data.get("mqtt")
+    if not (isinstance(mqtt, dict) and "password" in mqtt):
+        return
     mode = path.stat().st_mode
     if mode & (stat.S_IROTH | stat.S_IWOTH):
         log.warning(
@@ -174,17 +174,13 @@ def _run_analyze(args: argparse.Namespace, log_level: int) -> int:
 
 
 def _run_calibrate(args: argparse.Namespace) -> int:
-    from detectord.daemon.stages.sources import VideoFile, probe_video
+    from detectord.daemon.stages.sources import probe_video, sample_video
     from detectord.detection import calibrate_detector
     from detectord.detection.quantization import save_calibration
 
     config = configure(CalibrateConfig, args, CALIBRATE_KEYS)
     video = probe_video(config.video)
-    source = VideoFile(video)
-    try:
-        frames = source.sample(config.frames, config.frame.size)
-    finally:
-        source.close()
+    frames = sample_video(video, config.frames, config.frame.size)
     model = config.model
     artifact = calibrate_detector(
         frames, model.name, model.weights, model.profile, frame_size=config.frame.size, source=str(video.path)

@@ -16,10 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from detectord.daemon.config import ConfigError, TuneConfig
-from detectord.daemon.stages.sources import VideoFile, VideoInfo, probe_video
+from detectord.daemon.stages.sources import probe_video, sample_video
 from detectord.detection import calibrate_detector, resolve_device
 from detectord.detection.quantization import save_calibration
 from detectord.detection.tuning import SchemeResult, machine, measure, recommend, schemes_for
@@ -59,23 +57,15 @@ def _write(path: Path, text: str | None = None, artifact: dict[str, object] | No
     return partial
 
 
-def _sample(video: VideoInfo, count: int, size: tuple[int, int]) -> list[np.ndarray]:
-    source = VideoFile(video)
-    try:
-        return source.sample(count, size)
-    finally:
-        source.close()
-
-
 def run_tune(config: TuneConfig) -> int:
     model = config.model
     video = probe_video(config.video)
     device = resolve_device(model.device)
     schemes = ["fp32", *(s for s in config.scheme_list or schemes_for(device) if s != "fp32")]
-    frames = _sample(video, config.frames, config.frame.size)
+    frames = sample_video(video, config.frames, config.frame.size)
     if len(frames) < 2:
         raise ConfigError(f"{video.path}: {len(frames)} frame(s) could be read; tune needs at least 2")
-    calibration_frames = _sample(video, config.calibration_frames, config.frame.size)
+    calibration_frames = sample_video(video, config.calibration_frames, config.frame.size)
     artifact_path = config.out.with_suffix(".int8.pt")
     partials: list[Path] = []
     try:

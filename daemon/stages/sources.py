@@ -115,6 +115,15 @@ class VideoFile:
         self._capture.release()
 
 
+def sample_video(video: VideoInfo, count: int, size: tuple[int, int]) -> list[np.ndarray]:
+    """``count`` frames spread evenly over ``video`` (``VideoFile.sample``), the file opened and closed here."""
+    source = VideoFile(video)
+    try:
+        return source.sample(count, size)
+    finally:
+        source.close()
+
+
 class LiveSource:
     """A camera, a stream, or a file played at its own rate; ``read`` returns None when it fails.
 
