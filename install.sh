@@ -13,9 +13,10 @@ PYTHON=${PYTHON:-python3}
 # systemd: systemd-analyze checks the unit files (already there on most systems).
 # systemd-container: systemd-nspawn, which boots a throwaway container to test the units under a real systemd.
 # chromium, chromium-driver: the viewer's browser tests (headless; nothing is downloaded).
+# g++: Inductor (torch.compile) compiles int8-static's kernels on the machine that runs them.
 # opencv-doc: OpenCV's sample data, whose vtest.avi (pedestrians) is the real footage hog-people's tests,
 # the report and `detectord demo` use where nothing else is at hand.
-APT_PACKAGES=(mosquitto mosquitto-clients systemd systemd-container chromium chromium-driver opencv-doc)
+APT_PACKAGES=(mosquitto mosquitto-clients systemd systemd-container chromium chromium-driver g++ opencv-doc)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -40,6 +40,7 @@ setup(
     install_requires=[
         "torch",
         "torchvision",
+        "torchao>=0.18,<0.19",
         "opencv-contrib-python-headless>=5.0,<6",
         "numpy",
         "gmqtt",

@@ -23,8 +23,10 @@ peak memory and its warm-up are its own:
 * COCO val2017 box mAP, all classes and person only, with ``--coco``.
 
 int8-static is calibrated first, on frames of the same video that are not
-among the measured ones. Schemes this device cannot run are listed with the
-reason instead of numbers.
+among the measured ones. On the CPU, ``int8-static-fx`` is measured beside
+it: the deprecated torch.ao FX flow (bench/fx_int8.py) calibrated on the
+same frames, the comparison int8-static's flow was chosen on. Schemes this
+device cannot run are listed with the reason instead of numbers.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ import cv2
 import numpy as np
 import torch
 
+from bench.fx_int8 import NAME as FX_INT8
+from bench.fx_int8 import fx_int8_detector
 from bench.parts import format_parts, profile_parts
 from bench.results_io import machine_line, write_json
 from detectord.detection import (
@@ -116,16 +120,22 @@ def _sync(device: torch.device) -> None:
 def measure(spec: dict[str, Any], frames: list[np.ndarray], out: Any) -> None:
     """In its own process: everything about one scheme that does not need another scheme's output."""
     try:
-        detector = load_detector(
-            spec["model"],
-            spec["weights"],
-            spec["device"],
-            spec["profile"],
-            frame_size=SIZE,
-            score_threshold=spec["score_threshold"],
-            precision=spec["precision"],
-            calibration=Path(spec["calibration"]) if spec["calibration"] else None,
-        )
+        if spec["precision"] == FX_INT8:
+            detector = fx_int8_detector(
+                spec["calibration_frames"], spec["model"], spec["weights"], spec["profile"], SIZE,
+                spec["score_threshold"],
+            )  # fmt: skip
+        else:
+            detector = load_detector(
+                spec["model"],
+                spec["weights"],
+                spec["device"],
+                spec["profile"],
+                frame_size=SIZE,
+                score_threshold=spec["score_threshold"],
+                precision=spec["precision"],
+                calibration=Path(spec["calibration"]) if spec["calibration"] else None,
+            )
     except (PrecisionError, ValueError) as exc:
         out.put({"refused": str(exc)})
         return
@@ -192,11 +202,15 @@ def _main_persons(detections: list[Detections], threshold: float) -> list[Any]:
     return [tracker.update(d) for d in detections]
 
 
-def _calibrate(args: argparse.Namespace, tmp: Path) -> Path:
+def calibration_frames(args: argparse.Namespace) -> list[np.ndarray]:
     frames = read_frames(args.video, args.frames, args.calibration_frames)
     if not frames:
         frames = read_frames(args.video, 0, args.calibration_frames)
         sys.stderr.write("note: the video is too short to calibrate on unmeasured frames; reusing them\n")
+    return frames
+
+
+def _calibrate(args: argparse.Namespace, frames: list[np.ndarray], tmp: Path) -> Path:
     artifact = calibrate_detector(
         frames, args.model, args.weights, args.profile, frame_size=SIZE, source=str(args.video)
     )
@@ -213,6 +227,8 @@ def default_schemes(device: torch.device) -> list[str]:
         except PrecisionError:
             continue
         runnable.append(scheme)
+        if scheme == "int8-static":
+            runnable.append(FX_INT8)
     return runnable
 
 
@@ -220,7 +236,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--video", type=Path, required=True)
     parser.add_argument("--frames", type=int, default=16, help="frames measured (from the start of the video)")
-    parser.add_argument("--schemes", help="comma-separated; default: every scheme this device runs")
+    parser.add_argument(
+        "--schemes", help=f"comma-separated; default: every scheme this device runs (and {FX_INT8} on the CPU)"
+    )
     parser.add_argument("--model", default="fasterrcnn_resnet50_fpn")
     parser.add_argument("--weights", default="default")
     parser.add_argument("--device", default="auto")
@@ -250,7 +268,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     rows: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        calibration = _calibrate(args, Path(tmp)) if any(s.startswith("int8-static") for s in schemes) else None
+        calibrating = any(s.startswith("int8-static") for s in schemes)
+        calibration_set = calibration_frames(args) if calibrating else []
+        pt2e = any(s.split("+")[0] == "int8-static" for s in schemes)
+        calibration = _calibrate(args, calibration_set, Path(tmp)) if pt2e else None
         for scheme in schemes:
             spec = {
                 "model": args.model,
@@ -259,7 +280,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 "profile": args.profile,
                 "score_threshold": args.score_threshold,
                 "precision": scheme,
-                "calibration": str(calibration) if scheme.startswith("int8-static") else None,
+                "calibration": str(calibration) if scheme.split("+")[0] == "int8-static" else None,
+                "calibration_frames": calibration_set if scheme == FX_INT8 else [],
                 "batches": [int(b) for b in args.batches.split(",")],
                 "coco": str(args.coco) if args.coco else None,
                 "limit": args.limit,

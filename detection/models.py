@@ -206,10 +206,13 @@ def load_detector(
     info = ModelInfo(
         name=name, weights=described, precision=scheme.name, device=str(target), profile=chosen.name, reason=reason
     )
+    detector = Detector(model, info, target, chosen)
+    if scheme.scheme == "int8-static":  # compiled on its first frame: now, not when the first camera frame waits
+        detector([np.zeros((frame_size[1], frame_size[0], 3), np.uint8)])
     log.info(
         "loaded %s (%s) on %s, profile %s, precision %s (%s)", name, described, target, chosen.name, scheme.name, reason
     )
-    return Detector(model, info, target, chosen)
+    return detector
 
 
 def device_features(device: torch.device) -> DeviceFeatures:

@@ -10,7 +10,7 @@ mixed           CUDA    fold first; backbone and RPN in half, RoI heads in float
 autocast        any     torch.autocast: float16 on CUDA, bfloat16 on the CPU
 bf16            any     fold first; backbone + FPN weights and activations in bfloat16, heads float32
 int8-dynamic    CPU     box head Linear layers int8, activations quantised per batch
-int8-static     CPU     backbone + FPN int8 (FX, x86), from a calibration artifact
+int8-static     CPU     backbone + FPN int8 (PT2E, oneDNN via Inductor), from a calibration artifact
 =============== ======= ===================================================================
 
 ``auto`` is not a scheme: ``detection/auto.py`` turns it into one for the

@@ -1,18 +1,21 @@
-"""int8 on the CPU: dynamic quantisation of the box head, static FX quantisation of backbone + FPN.
+"""int8 on the CPU: dynamic quantisation of the box head, static quantisation of backbone + FPN.
 
-Both use PyTorch's x86 backend (fbgemm kernels, VNNI where the CPU has it).
 Static quantisation needs the ranges of real activations: ``calibrate``
 runs frames of a real video through the model with observers on the
-backbone, and the result is saved as an artifact (the quantised backbone's
-state and its provenance) that ``load_calibration`` turns back into the same
-quantised backbone without recalibrating. RPN and RoI heads stay float: their
-proposal ranking and box regression are where int8 error costs detections,
-and they are a minority of the time at the default profile.
+backbone (``pt2e.prepare``), and saves what they saw, with its provenance,
+as an artifact that ``load_calibration`` turns back into the same int8
+backbone without recalibrating. RPN and RoI heads stay float: their proposal
+ranking and box regression are where int8 error costs detections.
 
-torch.ao.quantization is what this project was asked to use; PyTorch marks
-it deprecated in favour of torchao's pt2e flow and prints warnings about it
-on every call. Those warnings are silenced here and the deprecation is
-documented in the README instead of being repeated at every start.
+Artifact version 2 is PT2E's (torchao, oneDNN kernels through Inductor);
+version 1 held the state of a torch.ao FX graph (fbgemm kernels), the flow
+PyTorch deprecated. Measured side by side (bench/quantization.py keeps the
+FX flow as a comparison row), PT2E had the lower feature error at the same
+speed on AVX-512, and it is the flow that reaches AMX; a version-1 artifact
+is refused with the command that makes a new one.
+
+int8-dynamic still uses ``torch.ao.quantization.quantize_dynamic``, whose
+deprecation warnings are silenced here and documented in the README.
 """
 
 from __future__ import annotations
@@ -23,21 +26,21 @@ import logging
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.fx import GraphModule
 
+from . import pt2e
 from .detector import frames_to_batch
 from .errors import CalibrationError
-from .fusion import fold_norms
 
 log = logging.getLogger(__name__)
 
 ARTIFACT_FORMAT = "detectord.int8-static"
-ARTIFACT_VERSION = 1
+ARTIFACT_VERSION = 2
+FLOW = "pt2e-x86-inductor"
 BACKEND = "x86"
 
 
@@ -73,12 +76,6 @@ def quantize_box_head_dynamic(model: nn.Module) -> None:
         roi_heads.box_head = quantize_dynamic(roi_heads.box_head, {nn.Linear}, dtype=torch.qint8)
 
 
-def _example_input(model: nn.Module) -> tuple[torch.Tensor]:
-    transform: Any = model.transform
-    min_size, max_size = transform.min_size[-1], transform.max_size
-    return (torch.zeros(1, 3, min_size, max_size),)
-
-
 def cpu_has_vnni() -> bool:
     """Whether this CPU multiplies u8 x s8 into int32 without an int16 intermediate (AVX512-VNNI, AVX-VNNI)."""
     try:
@@ -88,50 +85,21 @@ def cpu_has_vnni() -> bool:
     return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
-def _qconfig_mapping(reduce_range: bool) -> Any:
-    """PyTorch's x86 mapping, with 8-bit activations where the CPU allows them.
-
-    The default quantises activations to 7 bits (``reduce_range``) because
-    without VNNI fbgemm's u8 x s8 products pass through saturating int16
-    sums. With VNNI they accumulate straight into int32, and the eighth bit
-    halves the activation rounding error (measured on this project's
-    backbone: 13% -> 7.5% relative error of the FPN features).
-    """
-    from torch.ao.quantization import QConfig, get_default_qconfig_mapping
-    from torch.ao.quantization.observer import HistogramObserver, PerChannelMinMaxObserver
-
-    mapping = get_default_qconfig_mapping(BACKEND)
-    if reduce_range:
-        return mapping
-    return mapping.set_global(
-        QConfig(
-            activation=HistogramObserver.with_args(reduce_range=False),
-            weight=PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric),
-        )
-    )
-
-
-def _prepare(model: nn.Module, reduce_range: bool) -> GraphModule:
-    """The backbone, norms folded, with observers (FX graph mode, x86 kernels)."""
-    from torch.ao.quantization.quantize_fx import prepare_fx
-
-    torch.backends.quantized.engine = BACKEND
-    folded, _ = fold_norms(cast(nn.Module, model.backbone))
-    with _quiet_ao():
-        return prepare_fx(folded, _qconfig_mapping(reduce_range), _example_input(model))
-
-
-def _convert(prepared: GraphModule) -> GraphModule:
-    from torch.ao.quantization.quantize_fx import convert_fx
-
-    with _quiet_ao():
-        return convert_fx(prepared)
+def observe(model: nn.Module, observed: nn.Module, frames: Sequence[np.ndarray], batch: int = 4) -> None:
+    """Run ``frames`` (BGR uint8) through ``model`` with ``observed`` in place of its backbone."""
+    float_backbone, model.backbone = model.backbone, observed
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(frames), batch):
+                model(list(frames_to_batch(frames[start : start + batch], torch.device("cpu"), torch.float32)))
+    finally:
+        model.backbone = float_backbone
 
 
 def calibrate(
     model: nn.Module, frames: Sequence[np.ndarray], provenance: dict[str, Any], batch: int = 4
 ) -> dict[str, Any]:
-    """Quantise ``model``'s backbone in place from real ``frames`` (BGR uint8); returns the artifact.
+    """The artifact for ``model``'s backbone, observed on real ``frames`` (BGR uint8).
 
     ``model`` must be the float model on the CPU with its inference profile
     applied, so the observers see the input sizes inference will use.
@@ -140,25 +108,18 @@ def calibrate(
         raise CalibrationError("calibration needs at least one frame")
     fingerprint = weights_fingerprint(model)
     reduce_range = not cpu_has_vnni()
-    prepared = _prepare(model, reduce_range)
-    float_backbone, model.backbone = model.backbone, prepared
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(frames), batch):
-                model(list(frames_to_batch(frames[start : start + batch], torch.device("cpu"), torch.float32)))
-    finally:
-        model.backbone = float_backbone
-    model.backbone = _convert(prepared)
+    prepared = pt2e.prepare(model, reduce_range)
+    observe(model, prepared, frames, batch)
     return {
         "format": ARTIFACT_FORMAT,
         "version": ARTIFACT_VERSION,
-        "backend": BACKEND,
+        "flow": FLOW,
         "reduce_range": reduce_range,
         "weights_fingerprint": fingerprint,
         "frames": len(frames),
         "torch": str(torch.__version__),
         **provenance,
-        "state_dict": model.backbone.state_dict(),
+        "observers": pt2e.observer_state(prepared),
     }
 
 
@@ -168,7 +129,7 @@ def save_calibration(artifact: dict[str, Any], path: Path) -> None:
 
 def read_calibration(path: Path) -> dict[str, Any]:
     try:
-        with _quiet_ao(), warnings.catch_warnings():  # quantized tensors still load through TypedStorage
+        with _quiet_ao(), warnings.catch_warnings():  # a version-1 artifact holds quantized tensors
             warnings.filterwarnings("ignore", message=r".*TypedStorage is deprecated.*")
             artifact = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -177,17 +138,22 @@ def read_calibration(path: Path) -> dict[str, Any]:
         raise CalibrationError(f"{path} is not a calibration artifact ({type(exc).__name__})") from None
     if not isinstance(artifact, dict) or artifact.get("format") != ARTIFACT_FORMAT:
         raise CalibrationError(f"{path} is not a detectord int8-static calibration artifact")
-    if artifact.get("version") != ARTIFACT_VERSION:
-        raise CalibrationError(f"{path} has artifact version {artifact.get('version')}, expected {ARTIFACT_VERSION}")
+    version = artifact.get("version")
+    if version != ARTIFACT_VERSION:
+        made_by = " (torch.ao FX quantisation, before detectord moved to PT2E)" if version == 1 else ""
+        raise CalibrationError(
+            f"{path} has artifact version {version}{made_by}; this detectord reads version {ARTIFACT_VERSION}: "
+            "recalibrate with detectord calibrate VIDEO"
+        )
     return artifact
 
 
 def load_calibration(model: nn.Module, artifact: dict[str, Any], model_name: str) -> None:
-    """Swap ``model``'s backbone for the quantised one ``artifact`` describes.
+    """Swap ``model``'s backbone for the int8 one ``artifact`` describes.
 
-    The structure comes from preparing and converting the float backbone
-    again (without data); the artifact then supplies every weight, scale and
-    zero point.
+    The graph comes from exporting and annotating the float backbone again
+    (without data); the artifact supplies every observer's statistics, and
+    converting turns them into the scales and zero points of each tensor.
     """
     if artifact.get("model") != model_name:
         raise CalibrationError(f"the calibration was made for {artifact.get('model')}, not {model_name}")
@@ -200,9 +166,12 @@ def load_calibration(model: nn.Module, artifact: dict[str, Any], model_name: str
             "the calibration uses 8-bit activations, which need a CPU with VNNI; this one has none: "
             "recalibrate on this machine"
         )
-    quantized = _convert(_prepare(model, artifact.get("reduce_range", True)))
-    try:
-        quantized.load_state_dict(artifact["state_dict"])
-    except RuntimeError as exc:
-        raise CalibrationError(f"the calibration does not fit this backbone: {str(exc).splitlines()[0]}") from None
-    model.backbone = quantized
+    prepared = pt2e.prepare(model, artifact.get("reduce_range", True))
+    observers = artifact.get("observers", {})
+    if set(observers) != set(pt2e.observer_state(prepared)):
+        raise CalibrationError(
+            f"the calibration does not fit this backbone (made with torch {artifact.get('torch')}, this is "
+            f"torch {torch.__version__}): recalibrate"
+        )
+    prepared.load_state_dict(observers, strict=False)
+    model.backbone = pt2e.Int8Backbone(pt2e.convert(prepared))

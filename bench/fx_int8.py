@@ -1,0 +1,77 @@
+"""The int8-static flow detectord shipped before PT2E: torch.ao FX graph mode, fbgemm kernels.
+
+PyTorch deprecated it; detectord's ``int8-static`` now goes through PT2E
+(``detection/pt2e.py``). It stays here, and only here, so that
+bench/quantization.py measures both flows side by side on the same frames
+and the same calibration, which is what the choice between them rests on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import nn
+
+from detectord.detection import Detector, ModelInfo, build_model, get_profile
+from detectord.detection.fusion import fold_detector_norms, fold_norms
+from detectord.detection.quantization import BACKEND, cpu_has_vnni, observe
+
+NAME = "int8-static-fx"
+
+
+@contextlib.contextmanager
+def _quiet_ao() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.ao\..*")
+        warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated.*")
+        yield
+
+
+def _qconfig_mapping(reduce_range: bool) -> Any:
+    """PyTorch's x86 mapping; 8-bit activations (no ``reduce_range``) where VNNI sums into int32."""
+    from torch.ao.quantization import QConfig, get_default_qconfig_mapping
+    from torch.ao.quantization.observer import HistogramObserver, PerChannelMinMaxObserver
+
+    mapping = get_default_qconfig_mapping(BACKEND)
+    if reduce_range:
+        return mapping
+    return mapping.set_global(
+        QConfig(
+            activation=HistogramObserver.with_args(reduce_range=False),
+            weight=PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric),
+        )
+    )
+
+
+def fx_int8_detector(
+    calibration_frames: Sequence[np.ndarray],
+    model_name: str,
+    weights: str,
+    profile: str,
+    frame_size: tuple[int, int],
+    score_threshold: float | None,
+) -> Detector:
+    """The detector with its backbone calibrated and converted by the FX flow, heads float (folded)."""
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    chosen = get_profile(profile).with_score_threshold(score_threshold)
+    model, described = build_model(model_name, weights, chosen, frame_size)
+    torch.backends.quantized.engine = BACKEND
+    transform: Any = model.transform
+    example = (torch.zeros(1, 3, transform.min_size[-1], transform.max_size),)
+    folded, _ = fold_norms(cast(nn.Module, model.backbone))
+    with _quiet_ao():
+        prepared = prepare_fx(folded, _qconfig_mapping(not cpu_has_vnni()), example)
+        observe(model, prepared, calibration_frames)
+        model.backbone = convert_fx(prepared)
+    fold_detector_norms(model)
+    info = ModelInfo(
+        name=model_name, weights=described, precision=NAME, device="cpu", profile=chosen.name, reason="benchmark"
+    )
+    return Detector(model, info, torch.device("cpu"), chosen)
