@@ -1,6 +1,6 @@
 """Many cameras, one model: one daemon serving N cameras against N single-camera daemons, side by side.
 
-    python bench/cameras.py --video PATH [--cameras 1,2,4] [--fps 10] [--seconds 60] [--json PATH]
+    python -m bench.cameras --video PATH [--cameras 1,2,4] [--fps 10] [--seconds 60] [--json PATH]
 
 Every camera is a paced, looping copy of the same video (re-timed to
 ``--fps``). For each N: (a) one daemon with N ``[[cameras]]``, (b) N

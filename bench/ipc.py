@@ -1,6 +1,6 @@
 """Frame hand-off between two processes: FrameRing (shared memory) against multiprocessing.Queue.
 
-    python bench/ipc.py [--frames 20000] [--latency-frames 2000] [--rate 500] [--json PATH]
+    python -m bench.ipc [--frames 20000] [--latency-frames 2000] [--rate 500] [--json PATH]
 
 Both transports move the same 427x240x3 uint8 frames from a producer process
 to a consumer process, every frame delivered (the ring in lossless mode, the

@@ -1,6 +1,6 @@
 """Per-stage latency of the live daemon, measured as a client sees it.
 
-    python bench/latency.py --video PATH [--frames 60] [--weights random] [--json PATH] [-- DAEMON FLAGS…]
+    python -m bench.latency --video PATH [--frames 60] [--weights random] [--json PATH] [-- DAEMON FLAGS…]
 
 Starts a private Mosquitto, runs the real ``detectord`` on the video (paced at
 the video's own frame rate, looping, like a camera), subscribes like any

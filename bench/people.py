@@ -1,6 +1,6 @@
 """hog-people on real footage: its time per frame beside Faster R-CNN's, and the events it makes.
 
-    python bench/people.py [--video vtest.avi] [--frames 300] [--reference-frames 4] [--json PATH]
+    python -m bench.people [--video vtest.avi] [--frames 300] [--reference-frames 4] [--json PATH]
 
 Reads ``--frames`` frames of a video with people (by default OpenCV's
 sample of pedestrians, which Debian's opencv-doc installs) at 427x240, runs

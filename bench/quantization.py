@@ -1,6 +1,6 @@
 """Precision schemes side by side: latency, throughput, size, memory, fidelity to fp32, COCO mAP.
 
-    python bench/quantization.py --video PATH [--frames 16] [--schemes fp32,int8-static,...]
+    python -m bench.quantization --video PATH [--frames 16] [--schemes fp32,int8-static,...]
         [--weights default] [--device auto] [--profile default] [--score-threshold S]
         [--coco DIR --limit N] [--profile-parts [N]] [--json PATH|DIR]
 

@@ -1,6 +1,6 @@
 """Write a synthetic street-like clip for benchmarks where no real video is at hand.
 
-    python bench/synthetic_clip.py OUT.mp4 [--frames 120] [--size 1280x720] [--fps 30]
+    python -m bench.synthetic_clip OUT.mp4 [--frames 120] [--size 1280x720] [--fps 30]
 
 Textured background, a few walking figures of different sizes and a passing
 block: enough for the decoder and the resize to do real work. A detector's

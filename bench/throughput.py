@@ -1,6 +1,6 @@
 """Whole-video throughput: the reference notebook loop against ``detectord analyze``, on the same frames.
 
-    python bench/throughput.py VIDEO [--frames 24] [--weights default] [--device auto] [--json PATH]
+    python -m bench.throughput VIDEO [--frames 24] [--weights default] [--device auto] [--json PATH]
 
 In one run:
 

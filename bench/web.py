@@ -1,6 +1,6 @@
 """The viewer under load: one camera at 15 fps through Mosquitto, many WebSocket clients.
 
-    python bench/web.py [--clients 20] [--fps 15] [--seconds 20] [--json PATH]
+    python -m bench.web [--clients 20] [--fps 15] [--seconds 20] [--json PATH]
 
 Starts a private Mosquitto and ``detector-web``, publishes 427x240 JPEG frames
 (a textured synthetic scene, about the size a camera's are) with their

@@ -4,6 +4,12 @@ The rule, from what each scheme needs to pay off (measurements in the README):
 
 * CUDA: ``fp16`` (norms folded, then the whole network in half precision;
   tensor cores run it, and torchvision's CUDA nms takes float16);
+* a CPU with AVX512-VNNI or AMX-INT8, given a calibration artifact:
+  ``int8-static``, also where the CPU computes in bfloat16: giving a
+  calibration is asking for int8, and it was the faster of the two where
+  both were measured (AMD EPYC with AVX512-BF16: 137 ms a frame against
+  183 ms for ``bf16+channels_last``; an AMX Xeon: 100 ms whole-model int8
+  against a 53 ms bfloat16 backbone plus 75 ms of float32 heads);
 * a CPU with AMX or AVX512-BF16: ``bf16+channels_last`` (backbone + FPN in
   bfloat16, where the time goes, laid out as oneDNN's bfloat16 kernels
   prefer; the heads stay float32). Measured on an AMX Xeon: the backbone
@@ -12,8 +18,6 @@ The rule, from what each scheme needs to pay off (measurements in the README):
   head in bfloat16 too) but decodes boxes in bfloat16, whose 8-bit mantissa
   puts coordinates on a 2-pixel grid above 256 and past the frame's edge
   (427 becomes 428): not a default;
-* a CPU with AVX512-VNNI or AMX-INT8, given a calibration artifact:
-  ``int8-static``;
 * otherwise ``fp32-fused`` (norms folded: the same numbers, less work).
   Channels-last did not pay in float32 where it was measured (an AVX-512 AMD
   EPYC: 291 ms either way), so it is not added.
@@ -55,11 +59,11 @@ def choose_precision(device: DeviceFeatures, calibration: Path | None = None) ->
     if device.kind == "cuda":
         capability = ".".join(map(str, device.cuda_capability or ()))
         return Choice("fp16", f"CUDA{' capability ' + capability if capability else ''}: float16 end to end")
-    if device.has_any(BF16_FEATURES):
-        found = ", ".join(f for f in BF16_FEATURES if f in device.cpu_flags)
-        return Choice("bf16+channels_last", f"the CPU computes in bfloat16 ({found}): backbone and FPN in bfloat16")
     if device.has_any(INT8_FEATURES) and calibration is not None:
         found = ", ".join(f for f in INT8_FEATURES if f in device.cpu_flags)
         return Choice("int8-static", f"the CPU has int8 dot products ({found}) and a calibration was given")
+    if device.has_any(BF16_FEATURES):
+        found = ", ".join(f for f in BF16_FEATURES if f in device.cpu_flags)
+        return Choice("bf16+channels_last", f"the CPU computes in bfloat16 ({found}): backbone and FPN in bfloat16")
     hint = " (give a calibration for int8-static)" if device.has_any(INT8_FEATURES) else ""
     return Choice("fp32-fused", f"no bfloat16 instructions{hint}: float32 with norms folded")

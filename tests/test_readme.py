@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,9 +49,14 @@ def test_every_readme_command_parses(command: str) -> None:
         detectord_parser().parse_args(words[1:])
     elif program == "detector-web":
         web_parser().parse_args(words[1:])
-    elif program == "python" and words[1].startswith("bench/"):
-        module = importlib.import_module("bench." + Path(words[1]).stem)
-        module.get_args_parser().parse_args(words[2:])
+    elif program == "python" and words[1:2] == ["-m"] and words[2].startswith("bench."):
+        module = importlib.import_module(words[2])
+        module.get_args_parser().parse_args(words[3:])
+        ran = subprocess.run(
+            [sys.executable, "-m", words[2], "--help"], check=False, cwd=REPO, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert ran.returncode == 0, f"{words[2]} does not run as the README says: {ran.stderr[-400:]}"
     else:
         pytest.fail(f"README command not checked by this test: {command}")
 

@@ -185,8 +185,19 @@ def test_calibrate_then_analyze_with_int8_static_from_the_command_line(tmp_path:
         check=False, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "Warning" not in done.stderr, "torch.ao's deprecation warnings are not the user's business"
+    assert "Warning" not in done.stderr, "PyTorch's notes to its developers are not the user's business"
     assert len(_lines(out)) == 6
+
+    no_compiler = {**os.environ, "CXX": str(tmp_path / "no-such-g++"), "TORCHINDUCTOR_FORCE_DISABLE_CACHES": "1"}
+    done = subprocess.run(
+        [*DETECTORD, "analyze", str(clip.path), "--out", str(tmp_path / "never.jsonl"), "--weights", "random",
+         "--precision", "int8-static", "--calibration", str(artifact)],
+        check=False, capture_output=True, text=True, timeout=300, env=no_compiler,
+    )  # fmt: skip
+    assert done.returncode == 1
+    (refusal,) = [line for line in done.stderr.splitlines() if "error:" in line and "inference]" in line]
+    assert "needs a C++ compiler (g++)" in refusal and "Traceback" not in done.stderr
+    assert not (tmp_path / "never.jsonl").exists()
 
 
 @pytest.mark.parametrize(

@@ -61,9 +61,9 @@ CALIBRATION = Path("int8.pt")
         (VNNI, None, "fp32-fused"),
         (VNNI, CALIBRATION, "int8-static"),
         (AMX, None, "bf16+channels_last"),
-        (AMX, CALIBRATION, "bf16+channels_last"),
+        (AMX, CALIBRATION, "int8-static"),
         (ZEN4, None, "bf16+channels_last"),
-        (ZEN4, CALIBRATION, "bf16+channels_last"),
+        (ZEN4, CALIBRATION, "int8-static"),
     ],
 )
 def test_auto_picks_the_scheme_the_cpus_features_pay_for(text: str, calibration: Path | None, expected: str) -> None:
