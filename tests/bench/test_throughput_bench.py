@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 
 from bench import synthetic_clip, throughput
+from detectord.daemon.stages.sources import probe_video, sample_video
+from detectord.detection import calibrate_detector
 from detectord.detection.auto import DeviceFeatures, choose_precision
 from detectord.detection.devices import cpu_description
+from detectord.detection.quantization import save_calibration
 
 
 def test_throughput_bench_compares_the_reference_loop_with_the_pipeline(
@@ -18,9 +21,13 @@ def test_throughput_bench_compares_the_reference_loop_with_the_pipeline(
     clip = tmp_path / "clip.mp4"
     synthetic_clip.main(synthetic_clip.get_args_parser().parse_args([str(clip), "--frames", "4", "--size", "640x360"]))
     out = tmp_path / "throughput.json"
+    calibration = tmp_path / "int8.pt"
+    frames = sample_video(probe_video(clip), 2, (427, 240))
+    save_calibration(calibrate_detector(frames, weights="random", frame_size=(427, 240)), calibration)
     args = throughput.get_args_parser().parse_args(
-        [str(clip), "--frames", "2", "--weights", "random", "--device", "cpu", "--json", str(out)]
-    )
+        [str(clip), "--frames", "2", "--weights", "random", "--device", "cpu", "--calibration", str(calibration),
+         "--json", str(out)]
+    )  # fmt: skip
     throughput.main(args)
     table = capsys.readouterr().out
     assert "| (a) reference loop" in table and "| (c) detectord analyze --precision fp32" in table
@@ -36,6 +43,9 @@ def test_throughput_bench_compares_the_reference_loop_with_the_pipeline(
     assert (
         data["runs"]["same_work"]["frames"] == data["runs"]["default"]["frames"] == data["runs"]["auto"]["frames"] == 2
     )
+    calibrated = choose_precision(DeviceFeatures("cpu", cpu_description()[1]), calibration).precision
+    assert data["calibrated_precision"] == calibrated and data["runs"]["calibrated"]["frames"] == 2
+    assert data["calibrated_fps"] > 0 and f"| (e) detectord analyze --calibration FILE (auto = {calibrated})" in table
 
 
 def test_the_reference_loop_drops_the_frame_read_when_a_batch_is_full(tmp_path: Path) -> None:
