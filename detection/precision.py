@@ -19,8 +19,6 @@ device found, before anything here runs.
 ``+channels_last`` after a name (``fp16+channels_last``) also stores the
 convolution weights channels-last; PyTorch then runs those convolutions
 channels-last, which some kernels (cuDNN with tensor cores, oneDNN) prefer.
-On the CPU every scheme but ``fp32`` runs the RPN head channels-last
-(``ChannelsLastHead``): the same outputs to float32 rounding, measured faster.
 
 Every scheme keeps torchvision's output contract: boxes and scores float32,
 labels int64, whatever precision runs inside.
@@ -96,24 +94,6 @@ class Bfloat16Backbone(nn.Module):
         return OrderedDict((name, feature.float()) for name, feature in features.items())
 
 
-class ChannelsLastHead(nn.Module):
-    """An RPN head run channels-last, weights and inputs: the same outputs (to float32 rounding), sooner.
-
-    Once the backbone is in bfloat16 or int8, the RPN head's 3x3 convolution
-    over every FPN level is the largest float32 part of a frame, and
-    oneDNN's convolutions ran it 1.05-1.18x faster channels-last (bench/heads.py,
-    AVX-512 CPU; an Inductor-compiled head was no faster than that, and
-    costs a compile).
-    """
-
-    def __init__(self, head: nn.Module) -> None:
-        super().__init__()
-        self.head = head.to(memory_format=torch.channels_last)
-
-    def forward(self, features: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
-        return self.head([feature.contiguous(memory_format=torch.channels_last) for feature in features])
-
-
 def check_bf16(device: torch.device, force: bool) -> None:
     """Refuse bf16 where it is slower than float32 by design: no bfloat16 instructions to run it."""
     if force:
@@ -177,9 +157,6 @@ def apply_precision(
         model.backbone = Bfloat16Backbone(cast(nn.Module, model.backbone))
     if precision.channels_last:
         model.to(memory_format=torch.channels_last)
-    if scheme != "fp32" and device.type == "cpu" and hasattr(model, "rpn"):  # fp32 stays the model as trained
-        rpn = cast(nn.Module, model.rpn)
-        rpn.head = ChannelsLastHead(cast(nn.Module, rpn.head))
     if scheme == "fp16":
         return HalfDetector(model).eval()
     if scheme == "mixed":
