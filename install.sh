@@ -29,6 +29,10 @@ fi
 if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
     APT_PACKAGES+=(python3-venv)
 fi
+# Inductor's compiled int8 kernels include Python.h: Debian ships it in pythonX.Y-dev.
+if ! "$PYTHON" -c 'import os, sys, sysconfig; sys.exit(not os.path.isfile(os.path.join(sysconfig.get_path("include"), "Python.h")))'; then
+    APT_PACKAGES+=("$(basename "$PYTHON")-dev")
+fi
 
 if command -v apt-get >/dev/null 2>&1; then
     as_root apt-get update -qq

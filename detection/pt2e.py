@@ -146,7 +146,7 @@ class Int8Backbone(nn.Module):
             raise PrecisionError(
                 f"int8-static: Inductor could not compile the int8 backbone ({type(exc).__name__}: "
                 f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}); it needs a C++ "
-                "compiler (g++); use bf16 or fp32-fused without one"
+                "compiler (g++) and Python's headers (python3-dev); use bf16 or fp32-fused without them"
             ) from None
         self._sizes.add((int(image.shape[-2]), int(image.shape[-1])))
         log.info("int8 backbone compiled in %.1f s", time.monotonic() - started)
