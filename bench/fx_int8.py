@@ -8,9 +8,7 @@ and the same calibration, which is what the choice between them rests on.
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -19,18 +17,10 @@ from torch import nn
 
 from detectord.detection import Detector, ModelInfo, build_model, get_profile
 from detectord.detection.fusion import fold_detector_norms, fold_norms
-from detectord.detection.quantization import BACKEND, cpu_has_vnni, observe
+from detectord.detection.pt2e import example_input
+from detectord.detection.quantization import BACKEND, cpu_has_vnni, observe, quiet_ao
 
 NAME = "int8-static-fx"
-
-
-@contextlib.contextmanager
-def _quiet_ao() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.ao\..*")
-        warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated.*")
-        yield
 
 
 def _qconfig_mapping(reduce_range: bool) -> Any:
@@ -63,11 +53,9 @@ def fx_int8_detector(
     chosen = get_profile(profile).with_score_threshold(score_threshold)
     model, described = build_model(model_name, weights, chosen, frame_size)
     torch.backends.quantized.engine = BACKEND
-    transform: Any = model.transform
-    example = (torch.zeros(1, 3, transform.min_size[-1], transform.max_size),)
     folded, _ = fold_norms(cast(nn.Module, model.backbone))
-    with _quiet_ao():
-        prepared = prepare_fx(folded, _qconfig_mapping(not cpu_has_vnni()), example)
+    with quiet_ao():
+        prepared = prepare_fx(folded, _qconfig_mapping(not cpu_has_vnni()), (example_input(model),))
         observe(model, prepared, calibration_frames)
         model.backbone = convert_fx(prepared)
     fold_detector_norms(model)

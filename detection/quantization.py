@@ -45,7 +45,8 @@ BACKEND = "x86"
 
 
 @contextlib.contextmanager
-def _quiet_ao() -> Iterator[None]:
+def quiet_ao() -> Iterator[None]:
+    """torch.ao's deprecation notes, repeated on every call; the README says it once instead."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated.*")
         warnings.filterwarnings("ignore", message=r".*quantized tensor creation functions.*deprecated.*")
@@ -72,7 +73,7 @@ def quantize_box_head_dynamic(model: nn.Module) -> None:
     if roi_heads is None:
         raise ValueError("int8-dynamic quantises a two-stage detector's box head; this model has none")
     torch.backends.quantized.engine = BACKEND
-    with _quiet_ao():
+    with quiet_ao():
         roi_heads.box_head = quantize_dynamic(roi_heads.box_head, {nn.Linear}, dtype=torch.qint8)
 
 
@@ -129,7 +130,7 @@ def save_calibration(artifact: dict[str, Any], path: Path) -> None:
 
 def read_calibration(path: Path) -> dict[str, Any]:
     try:
-        with _quiet_ao(), warnings.catch_warnings():  # a version-1 artifact holds quantized tensors
+        with quiet_ao(), warnings.catch_warnings():  # a version-1 artifact holds quantized tensors
             warnings.filterwarnings("ignore", message=r".*TypedStorage is deprecated.*")
             artifact = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
