@@ -15,10 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from detectord.detection import Detector, ModelInfo, build_model, get_profile
-from detectord.detection.fusion import fold_detector_norms, fold_norms
-from detectord.detection.pt2e import example_input
-from detectord.detection.quantization import BACKEND, cpu_has_vnni, observe, quiet_ao
+from detectord.detection import ModelInfo, get_profile
+from detectord.detection.devices import cpu_has_vnni
+from detectord.detection.torchvision.detector import Detector
+from detectord.detection.torchvision.fusion import fold_detector_norms, fold_norms
+from detectord.detection.torchvision.models import build_model
+from detectord.detection.torchvision.pt2e import example_input
+from detectord.detection.torchvision.quantization import BACKEND, observe, quiet_ao
 
 NAME = "int8-static-fx"
 

@@ -26,7 +26,7 @@ import numpy as np
 from bench.results_io import machine_line, write_json
 from detectord.detection import Detections
 from detectord.detection.devices import describe_machine
-from detectord.detection.hog import HogPeopleDetector
+from detectord.detection.opencv.hog import HogPeopleDetector
 from detectord.events import EventsConfig, Scene, ZoneConfig, resolve_zones
 
 PEDESTRIANS = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
@@ -78,7 +78,7 @@ def play(found: list[Detections], frames: list[np.ndarray], fps: float) -> dict[
         changes = scene.observe(i, i / fps, detections, frame)
         events += [update.fields() for update in changes.events]
         timeline.append([round(i / fps, 2), scene.count, int(scene.occupancy.on), scene.zone_counts[ZONE.name]])
-    events += [update.fields() for update in scene.close(len(frames) / fps).events]
+    events += [update.fields() for update in scene.close().events]
     ended = [e for e in events if e["type"] == "end"]
     return {
         "timeline": timeline,

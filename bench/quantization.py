@@ -55,13 +55,12 @@ from detectord.detection import (
     MainPersonTracker,
     Precision,
     PrecisionError,
-    calibrate_detector,
     load_detector,
-    resolve_device,
 )
 from detectord.detection.devices import describe_machine
-from detectord.detection.evaluation import evaluate_coco, feature_error, fidelity_map, main_person_iou
-from detectord.detection.quantization import save_calibration
+from detectord.detection.torchvision.evaluation import evaluate_coco, feature_error, fidelity_map, main_person_iou
+from detectord.detection.torchvision.models import calibrate_detector, resolve_device
+from detectord.detection.torchvision.quantization import save_calibration
 
 SIZE = (427, 240)
 KEYS = (

@@ -48,10 +48,10 @@ from torchvision.transforms.functional import to_tensor
 from bench.results_io import machine_line, write_json
 from detectord.daemon.analyze import analyze
 from detectord.daemon.config import AnalyzeConfig, ModelConfig
-from detectord.detection import PERSON, build_model, resolve_device
+from detectord.detection import PERSON
 from detectord.detection.auto import choose_precision
 from detectord.detection.devices import describe_machine
-from detectord.detection.models import device_features
+from detectord.detection.torchvision.models import build_model, device_features, resolve_device
 
 REFERENCE_BATCH = 12
 SIZE = (427, 240)

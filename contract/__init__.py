@@ -6,14 +6,16 @@ settings, and a change to the wire format is made here once. ARCHITECTURE.md
 ("The MQTT contract") describes the messages.
 """
 
-from .broker import BrokerConfig, connect_with_backoff, make_client
+from .broker import BrokerConfig, connect_once, connect_with_backoff, make_client, password_from_environment
 from .names import NAME_RULE, check_name, is_valid_name
 from .payloads import (
     OFFLINE,
     ONLINE,
     VERSION,
     Detection,
+    DetectionsMessage,
     Malformed,
+    StatsMessage,
     build_detections,
     build_stats,
     frame_properties,
@@ -32,12 +34,15 @@ __all__ = [
     "VERSION",
     "BrokerConfig",
     "Detection",
+    "DetectionsMessage",
     "Malformed",
+    "StatsMessage",
     "TopicKind",
     "Topics",
     "build_detections",
     "build_stats",
     "check_name",
+    "connect_once",
     "connect_with_backoff",
     "frame_properties",
     "is_valid_name",
@@ -46,4 +51,5 @@ __all__ = [
     "parse_frame",
     "parse_stats",
     "parse_status",
+    "password_from_environment",
 ]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import gmqtt
 
 from .topics import DEFAULT_PREFIX, Topics, check_prefix
 
@@ -21,6 +20,15 @@ DEFAULT_PORT = 1883
 CONNECT_BACKOFF_MIN_S = 1.0
 CONNECT_BACKOFF_MAX_S = 30.0
 RECONNECT_DELAY_S = 2
+PASSWORD_ENV = "DETECTORD_MQTT_PASSWORD"
+"""Where every program looks for the MQTT password when no file or flag gives one."""
+
+
+def password_from_environment(given: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """``given``, or else the password in ``DETECTORD_MQTT_PASSWORD`` (None when neither has one)."""
+    if given is not None:
+        return given
+    return (os.environ if environ is None else environ).get(PASSWORD_ENV) or None
 
 
 @dataclass(frozen=True)
@@ -67,17 +75,32 @@ class BrokerConfig:
         return f"{self.host}:{self.port}"
 
 
-def make_client(config: BrokerConfig, client_id: str, will: gmqtt.Message | None = None) -> Any:
+def make_client(config: BrokerConfig, client_id: str, will: Any = None) -> Any:
     """A gmqtt client called ``client_id`` that reconnects by itself forever once it has connected.
 
     The caller chooses the id (``config.client_id`` or a default of its own): one process may hold
-    several connections, each of which needs its own.
+    several connections, each of which needs its own. ``will`` is a ``gmqtt.Message``. gmqtt is
+    imported here, not with the package: the event logic uses the contract's vocabulary without it.
     """
+    import gmqtt
+
     client = gmqtt.Client(client_id, will_message=will)
     client.set_config({"reconnect_retries": -1, "reconnect_delay": RECONNECT_DELAY_S})
     if config.username is not None:
         client.set_auth_credentials(config.username, config.password)
     return client
+
+
+def tls_context(config: BrokerConfig) -> ssl.SSLContext | bool:
+    """What gmqtt's ``connect(ssl=…)`` takes: a context verifying the broker when ``tls`` is on, else False."""
+    return ssl.create_default_context() if config.tls else False
+
+
+async def connect_once(client: Any, config: BrokerConfig, timeout_s: float) -> None:
+    """One attempt, for a command that does one thing and leaves; raises what went wrong."""
+    await asyncio.wait_for(
+        client.connect(config.host, config.port, ssl=tls_context(config), keepalive=config.keepalive_s), timeout_s
+    )
 
 
 async def connect_with_backoff(client: Any, config: BrokerConfig, stopping: Callable[[], bool] = lambda: False) -> bool:
@@ -88,7 +111,7 @@ async def connect_with_backoff(client: Any, config: BrokerConfig, stopping: Call
     itself after the first success.
     """
     delay = CONNECT_BACKOFF_MIN_S
-    tls: ssl.SSLContext | bool = ssl.create_default_context() if config.tls else False
+    tls = tls_context(config)
     while not stopping():
         try:
             await client.connect(config.host, config.port, ssl=tls, keepalive=config.keepalive_s)

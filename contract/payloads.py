@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 VERSION = 1
 ONLINE = "online"
@@ -32,6 +32,71 @@ class Malformed(ValueError):
     """A message that breaks the contract; the text says how."""
 
 
+class DetectionJson(TypedDict):
+    label: str
+    class_id: int
+    score: float
+    box: list[float]
+    """x1, y1, x2, y2 in pixels of the published frame."""
+
+
+class MainPersonJson(TypedDict):
+    index: int | None
+    """Which of ``detections`` is the main person. A v1 publisher written before ``index`` existed
+    leaves it out: the reader finds the detection with the main person's box, or says None."""
+    box: list[float]
+    score: float
+    track_id: int
+
+
+class DetectionsMessage(TypedDict):
+    """A ``detections`` message as ``parse_detections`` returns it: every field checked."""
+
+    camera: str
+    frame_id: int
+    size: list[int]
+    ts: dict[str, float]
+    model: dict[str, str]
+    detections: list[DetectionJson]
+    main_person: MainPersonJson | None
+
+
+class ProcessUsage(TypedDict):
+    pid: int | None
+    cpu_percent: float | None
+    rss_mb: float | None
+    uss_mb: float | None
+
+
+class StageStats(ProcessUsage):
+    fps: float
+    frames: int
+    restarts: int
+    status: str
+
+
+class MqttStats(TypedDict):
+    connected: bool
+    connections: int
+    sent: int
+
+
+class StatsMessage(TypedDict):
+    """A ``stats`` message as ``parse_stats`` returns it: every field checked."""
+
+    camera: str
+    host: str
+    ts: float
+    uptime_s: float
+    source: dict[str, str]
+    stages: dict[str, StageStats]
+    drops: dict[str, int]
+    latency: dict[str, dict[str, float] | None]
+    mqtt: MqttStats
+    supervisor: ProcessUsage
+    device: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Detection:
     label: str
@@ -45,7 +110,7 @@ def _box_json(box: Sequence[float]) -> list[float]:
     return [round(float(v), 2) for v in box]
 
 
-def detection_json(detection: Detection) -> dict[str, Any]:
+def detection_json(detection: Detection) -> DetectionJson:
     return {
         "label": detection.label,
         "class_id": detection.class_id,
@@ -54,7 +119,7 @@ def detection_json(detection: Detection) -> dict[str, Any]:
     }
 
 
-def main_person_json(detections: Sequence[Detection], main: tuple[int, int] | None) -> dict[str, Any] | None:
+def main_person_json(detections: Sequence[Detection], main: tuple[int, int] | None) -> MainPersonJson | None:
     """The main person as the payload names it: its place in ``detections``, its box and score again, its track."""
     if main is None:
         return None
@@ -191,7 +256,7 @@ def _size(value: Any) -> list[int]:
     return value
 
 
-def parse_detections(payload: bytes) -> dict[str, Any]:
+def parse_detections(payload: bytes) -> DetectionsMessage:
     """A detections message, rebuilt from checked fields only (nothing else is passed on)."""
     data = _json_object(payload, "detections")
     size = _size(data.get("size"))
@@ -199,7 +264,7 @@ def parse_detections(payload: bytes) -> dict[str, Any]:
     items = data.get("detections")
     if not isinstance(items, list) or len(items) > MAX_DETECTIONS:
         raise Malformed(f"detections is not a list (of at most {MAX_DETECTIONS})")
-    checked = []
+    checked: list[DetectionJson] = []
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("label"), str):
             raise Malformed("a detection has no label")
@@ -212,17 +277,6 @@ def parse_detections(payload: bytes) -> dict[str, Any]:
             }
         )
     main = data.get("main_person")
-    if main is not None:
-        main = _object(main, "main_person")
-        index = main.get("index")
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(checked):
-            raise Malformed("main_person.index does not point into detections")
-        main = {
-            "index": index,
-            "box": _box(main.get("box"), "main_person.box"),
-            "score": _number(main.get("score"), "main_person.score"),
-            "track_id": _integer(main.get("track_id"), "main_person.track_id", minimum=-1),
-        }
     model = data.get("model")
     if not isinstance(model, dict):
         model = {}
@@ -233,7 +287,24 @@ def parse_detections(payload: bytes) -> dict[str, Any]:
         "ts": {k: _number(v, f"ts.{k}") for k, v in ts.items() if k in TIMESTAMPS},
         "model": {k: str(v)[:64] for k, v in model.items() if k in MODEL_KEYS},
         "detections": checked,
-        "main_person": main,
+        "main_person": None if main is None else _main_person(main, checked),
+    }
+
+
+def _main_person(value: Any, detections: list[DetectionJson]) -> MainPersonJson:
+    """``main_person``; without ``index`` (v1 as first published) it is the detection with the same box."""
+    main = _object(value, "main_person")
+    box = _box(main.get("box"), "main_person.box")
+    index = main.get("index")
+    if "index" not in main:
+        index = next((i for i, detection in enumerate(detections) if detection["box"] == box), None)
+    elif isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(detections):
+        raise Malformed("main_person.index does not point into detections")
+    return {
+        "index": index,
+        "box": box,
+        "score": _number(main.get("score"), "main_person.score"),
+        "track_id": _integer(main.get("track_id"), "main_person.track_id", minimum=-1),
     }
 
 
@@ -256,7 +327,7 @@ def parse_status(payload: bytes) -> str:
     return text
 
 
-def _process(what: str, value: Any) -> dict[str, Any]:
+def _process(what: str, value: Any) -> ProcessUsage:
     """pid and resources of one process (a stage, or the supervisor)."""
     process = _object(value, what)
     pid = process.get("pid")
@@ -268,15 +339,19 @@ def _process(what: str, value: Any) -> dict[str, Any]:
     }
 
 
-def _stage(name: str, value: Any) -> dict[str, Any]:
+def _stage(name: str, value: Any) -> StageStats:
     what = f"stages.{name}"
     stage = _object(value, what)
+    usage = _process(what, stage)
     return {
         "fps": _number(stage.get("fps"), f"{what}.fps"),
         "frames": _integer(stage.get("frames"), f"{what}.frames"),
         "restarts": _integer(stage.get("restarts"), f"{what}.restarts"),
         "status": _text(stage.get("status", ""), f"{what}.status"),
-        **_process(what, stage),
+        "pid": usage["pid"],
+        "cpu_percent": usage["cpu_percent"],
+        "rss_mb": usage["rss_mb"],
+        "uss_mb": usage["uss_mb"],
     }
 
 
@@ -287,7 +362,7 @@ def _percentiles(name: str, value: Any) -> dict[str, float] | None:
     return {key: _number(p.get(key), f"latency.{name}.{key}") for key in PERCENTILES}
 
 
-def parse_stats(payload: bytes) -> dict[str, Any]:
+def parse_stats(payload: bytes) -> StatsMessage:
     """A stats message, every field checked: a page renders what this returns as it is."""
     data = _json_object(payload, "stats")
     stages = _object(data.get("stages"), "stages")

@@ -9,7 +9,7 @@ simple scripts read them as they are. A snapshot is a JPEG with the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from .names import is_valid_name
 from .payloads import VERSION, Malformed, _box, _box_json, _integer, _json_object, _number, _object, _size, _text
@@ -19,6 +19,33 @@ ON = "ON"
 OFF = "OFF"
 MAX_ZONES = 64
 MAX_POINTS = 256
+
+
+class EventMessage(TypedDict):
+    """One message of one person's event: what ``build_event`` takes and ``parse_event`` returns."""
+
+    type: str
+    """``new``, ``update`` or ``end``."""
+    id: str
+    """The same in every message of one event."""
+    camera: str
+    label: str
+    track_id: int
+    start_time: float
+    end_time: float | None
+    """Set exactly when the event ends; never before ``start_time``."""
+    score: float
+    top_score: float
+    box: Sequence[float]
+    current_zones: Sequence[str]
+    entered_zones: Sequence[str]
+    snapshot_frame_id: int | None
+
+
+class ZonesMessage(TypedDict):
+    camera: str
+    size: list[int]
+    zones: dict[str, list[list[float]]]
 
 
 def build_event(
@@ -62,7 +89,7 @@ def _zone_list(value: Any, what: str) -> list[str]:
     return value
 
 
-def parse_event(payload: bytes) -> dict[str, Any]:
+def parse_event(payload: bytes) -> EventMessage:
     data = _json_object(payload, "event")
     if data.get("type") not in EVENT_TYPES:
         raise Malformed(f"event type {str(data.get('type'))[:16]!r} is none of {', '.join(EVENT_TYPES)}")
@@ -122,7 +149,7 @@ def build_zones(camera: str, size: tuple[int, int], zones: Mapping[str, Sequence
     }
 
 
-def parse_zones(payload: bytes) -> dict[str, Any]:
+def parse_zones(payload: bytes) -> ZonesMessage:
     data = _json_object(payload, "zones")
     size = _size(data.get("size"))
     zones = _object(data.get("zones"), "zones")

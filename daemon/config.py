@@ -16,14 +16,14 @@ from detectord.contract import BrokerConfig, check_name
 from detectord.contract.homeassistant import DEFAULT_PREFIX as HA_PREFIX
 from detectord.contract.homeassistant import node_for, safe_id
 from detectord.detection import (
-    DEFAULT_MODEL,
-    MODELS,
     PROFILES,
+    DetectorOptions,
     MainPersonConfig,
     ModelOptionError,
     Precision,
     PrecisionError,
     check_options,
+    family,
     resolve_device_name,
 )
 from detectord.events import EventsConfig, Zone, ZoneConfig, resolve_zones
@@ -59,36 +59,12 @@ class FrameConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    name: str = DEFAULT_MODEL
-    """A torchvision detector, or ``hog-people`` (OpenCV's built-in person detector, nothing to download)."""
-    weights: str = "default"
-    """``default`` (torchvision's pretrained, downloaded once), ``random`` (untrained), or a file path."""
-    device: str = "auto"
-    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
-    profile: str = "default"
-    """Inference profile: input size, proposals, score threshold (see detectord.detection.profiles)."""
-    score_threshold: float | None = None
-    """Report detections from this score; None keeps the profile's threshold."""
-    precision: str = "auto"
-    """``auto`` (the scheme for the device found: README, "--precision auto") or a scheme (see
-    detectord.detection.precision), e.g. fp32-fused, bf16, int8-static, fp16."""
-    calibration: Path | None = None
-    """The artifact ``detectord calibrate`` made; needed by int8-static, used by ``auto`` where int8 pays."""
-    force_precision: bool = False
-    """Run a scheme this device would run slower than float32 (bf16 without bfloat16 instructions)."""
+class ModelConfig(DetectorOptions):
+    """``[model]``: the detector and how it runs (its settings are ``detection.DetectorOptions``')."""
 
     def __post_init__(self) -> None:
         try:
-            check_options(
-                name=self.name,
-                weights=self.weights,
-                profile=self.profile,
-                device=self.device,
-                precision=self.precision,
-                calibration=self.calibration,
-                score_threshold=self.score_threshold,
-            )
+            check_options(self)
         except ModelOptionError as exc:
             raise ConfigError(f"model.{exc.option}: {exc}") from None
 
@@ -162,7 +138,7 @@ class TuneConfig:
             raise ConfigError(f"out: directory {str(self.out.parent)!r} does not exist")
         if self.out.suffix != ".toml":
             raise ConfigError(f"out: write a .toml file, not {self.out.name!r}")
-        if MODELS[self.model.name].kind == "opencv":
+        if not family(self.model.name).precisions:
             raise ConfigError(f"model.name: {self.model.name} runs in one precision only; there is nothing to tune")
 
     @property

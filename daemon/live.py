@@ -23,7 +23,6 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from detectord.ipc import RingError
@@ -32,9 +31,10 @@ from .config import CameraConfig, DaemonConfig
 from .pipeline import control
 from .pipeline.job import Job, run_job
 from .pipeline.notify import Notifier
+from .pipeline.restarts import Restarts
 from .pipeline.ringset import RingSet
 from .pipeline.supervisor import Stage, stop_signals
-from .pipeline.telemetry import PipelineStats, ProcessProbe, StageRates
+from .pipeline.telemetry import PipelineStats, ProcessProbe, StageRates, drops
 from .stages.capture import run_live_capture
 from .stages.inference import DetectorFactory, load_configured_detector, run_inference
 from .stages.publish import run_publisher
@@ -46,18 +46,6 @@ STATUS_EVERY_S = 1.0
 """How often systemd hears the rates."""
 STALE_S = 5.0
 """A stage whose last report is older than this is stuck (stages report at least twice a second)."""
-BACKOFF_MIN_S = 1.0
-BACKOFF_MAX_S = 30.0
-STABLE_S = 60.0
-"""A stage that has run this long since its last restart starts again from the shortest backoff."""
-
-
-@dataclass
-class _Restart:
-    count: int = 0
-    backoff_s: float = BACKOFF_MIN_S
-    due: float | None = None
-    started: float = field(default_factory=time.monotonic)
 
 
 class Daemon(Job):
@@ -74,7 +62,7 @@ class Daemon(Job):
         self.inference_stages = ["inference"] if workers == 1 else [f"inference-{k}" for k in range(workers)]
         self.stages = (*self.capture_stages, *self.inference_stages, "publish")
         self.notifier = Notifier()
-        self.restarts = {name: _Restart() for name in self.stages}
+        self.restarts = {name: Restarts() for name in self.stages}
         self.rates = {name: StageRates() for name in self.cameras}
         self.probe = ProcessProbe()
         self.host = socket.gethostname()
@@ -102,7 +90,7 @@ class Daemon(Job):
 
     def start(self, name: str) -> Stage:
         cfg, handles = self.config, self.rings.handles
-        self.restarts[name].started = time.monotonic()
+        self.restarts[name].ran_from(time.monotonic())
         if name in self.capture_stages:
             camera = self.cameras[self.capture_stages[name]]
             ring = next(ring for ring in handles.cameras if ring.name == camera.name)
@@ -183,17 +171,13 @@ class Daemon(Job):
             stage, restart = stages[name], self.restarts[name]
             if stage.alive or restart.due is not None or stage.process.exitcode == 0:
                 continue
-            if now - restart.started >= STABLE_S:
-                restart.backoff_s = BACKOFF_MIN_S
-            restart.due = now + restart.backoff_s
-            restart.count += 1
+            wait = restart.failed(now)
             log.error(
                 "%s; restarting it in %.0f s (restart %d)",
                 stage.failure() or f"the {name} stage failed",
-                restart.backoff_s,
+                wait,
                 restart.count,
             )
-            restart.backoff_s = min(2 * restart.backoff_s, BACKOFF_MAX_S)
             try:
                 self._release(name)
             except RingError as exc:
@@ -202,9 +186,7 @@ class Daemon(Job):
                     other.due = None
                 return False
         for name in self.stages:
-            restart = self.restarts[name]
-            if restart.due is not None and now >= restart.due:
-                restart.due = None
+            if self.restarts[name].take_due(now):
                 self.start(name)
         return False
 
@@ -235,18 +217,12 @@ class Daemon(Job):
         out = {}
         for camera, rates in self.rates.items():
             info = infos[camera]
-            frames = self.rings.frames[camera].stats()
-            workers = frames.readers[: len(self.inference_stages)]
             out[camera] = PipelineStats(
                 host=self.host,
                 uptime_s=time.monotonic() - self.started,
                 source_status=info["capture"]["status"],
                 stages=rates.describe(info, usage),
-                drops={
-                    "capture": frames.producer_drops,
-                    "inference": sum(reader.dropped for reader in workers),
-                    "publish": sum(ring.readers[0].dropped for ring in results),
-                },
+                drops=drops(self.rings.frames[camera].stats(), results, len(self.inference_stages)),
                 supervisor=supervisor,
             )
         return out

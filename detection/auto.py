@@ -7,8 +7,8 @@ The rule, from what each scheme needs to pay off (measurements in the README):
 * a CPU with AVX512-VNNI or AMX-INT8, given a calibration artifact:
   ``int8-static``, also where the CPU computes in bfloat16: giving a
   calibration is asking for int8, and it was the faster of the two where
-  both were measured (AMD EPYC with AVX512-BF16: 137 ms a frame against
-  183 ms for ``bf16+channels_last``; an AMX Xeon: 100 ms whole-model int8
+  both were measured (AMD EPYC with AVX512-BF16: 135.5 ms a frame against
+  180.6 ms for ``bf16+channels_last``; an AMX Xeon: 100 ms whole-model int8
   against a 53 ms bfloat16 backbone plus 75 ms of float32 heads);
 * a CPU with AMX or AVX512-BF16: ``bf16+channels_last`` (backbone + FPN in
   bfloat16, where the time goes, laid out as oneDNN's bfloat16 kernels

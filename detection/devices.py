@@ -11,13 +11,15 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import re
 import subprocess
 import sys
 from typing import Any
 
 from .auto import DeviceFeatures
 from .errors import ModelOptionError
-from .options import check_device_name
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 _PROBE = (
     "import torch\n"
@@ -25,7 +27,7 @@ _PROBE = (
     "    print(torch.cuda.get_device_name(0), '%d.%d' % torch.cuda.get_device_capability(0), sep='\\t')"
 )
 
-CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
+CPU_FEATURES = ("avx2", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
 """The x86 instruction-set extensions that decide which precision pays off on a CPU."""
 
 
@@ -51,6 +53,12 @@ def cpu_description() -> tuple[str, tuple[str, ...]]:
     except OSError:
         model, flags = None, ()
     return model or platform.processor() or platform.machine(), flags
+
+
+def cpu_has_vnni() -> bool:
+    """Whether this CPU multiplies u8 x s8 into int32 without an int16 intermediate (AVX512-VNNI, AVX-VNNI)."""
+    flags = cpu_description()[1]
+    return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
 def machine_tag() -> str:
@@ -110,6 +118,13 @@ def describe_machine() -> dict[str, Any]:
     model, flags = cpu_description()
     machine = f"{model}, {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     return {"machine": machine, "cpu_flags": list(flags)}
+
+
+def check_device_name(device: str) -> str:
+    """``device`` if it is auto, cpu, cuda or cuda:N (whether this machine has it is checked at load)."""
+    if not _DEVICE_RE.match(device):
+        raise ModelOptionError("device", f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    return device
 
 
 def resolve_device_name(device: str) -> str:

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tracking import PERSON, IouTracker, Track
-from .types import Detections, MainPerson, MainPersonConfig
+from .tracking import IouTracker, Track
+from .types import PERSON, Detections, MainPerson, MainPersonConfig
 
 
 def _area(box: np.ndarray) -> float:

@@ -2,7 +2,7 @@
 
 The notebook's model upscaled every 240x427 frame to 768x1344 (torchvision's
 default ``min_size=800, max_size=1333``), about 6x the pixels and, on a CPU,
-about 11x the time of the native frame. For the main-person job that work
+about 10x the time of the native frame. For the main-person job that work
 buys nothing: the main person is the largest one, well resolved at native
 size. What the upscale does buy is small people (a 20-pixel-tall pedestrian
 becomes 64 pixels tall); at native size many of them are missed.

@@ -13,9 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PERSON = 1
-"""The COCO id of a person, as torchvision's detection weights number it."""
-
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box in ``a`` [N, 4] with every box in ``b`` [M, 4] (x1, y1, x2, y2); 0 where both are empty."""

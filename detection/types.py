@@ -13,6 +13,9 @@ from typing import Protocol
 
 import numpy as np
 
+PERSON = 1
+"""The COCO id of a person, as torchvision's detection weights number it (and every detector here reports it)."""
+
 
 @dataclass(frozen=True)
 class Detections:

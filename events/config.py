@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from detectord.contract import check_name
+from detectord.contract.names import check_name
 
 
 @dataclass(frozen=True)

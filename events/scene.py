@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detectord.detection.tracking import PERSON, IouTracker, Track
-from detectord.detection.types import Detections
+from detectord.contract.scene import EventMessage
+from detectord.detection.tracking import IouTracker, Track
+from detectord.detection.types import PERSON, Detections
 
 from .config import EventsConfig
 from .occupancy import Occupancy
@@ -51,9 +52,23 @@ class EventUpdate:
     snapshot: bytes | None = field(default=None, repr=False)
     """The JPEG of ``snapshot_frame_id`` when this message is the first to name it: it goes out first."""
 
-    def fields(self) -> dict[str, object]:
+    def fields(self) -> EventMessage:
         """The message's fields, without the snapshot's bytes."""
-        return {name: value for name, value in self.__dict__.items() if name != "snapshot"}
+        return {
+            "type": self.type,
+            "id": self.id,
+            "camera": self.camera,
+            "label": self.label,
+            "track_id": self.track_id,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "score": self.score,
+            "top_score": self.top_score,
+            "box": self.box,
+            "current_zones": self.current_zones,
+            "entered_zones": self.entered_zones,
+            "snapshot_frame_id": self.snapshot_frame_id,
+        }
 
 
 @dataclass
@@ -142,7 +157,7 @@ class Scene:
         self._counts(changes)
         return changes
 
-    def close(self, now: float) -> SceneChanges:
+    def close(self) -> SceneChanges:
         """The daemon stops: every event going on ends now."""
         changes = SceneChanges()
         self._end([event.track for event in self._events.values()], changes)

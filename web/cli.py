@@ -10,7 +10,7 @@ import signal
 import sys
 from typing import NoReturn
 
-from detectord.contract import BrokerConfig
+from detectord.contract import BrokerConfig, password_from_environment
 from detectord.contract.broker import DEFAULT_HOST, DEFAULT_PORT
 from detectord.contract.topics import DEFAULT_PREFIX
 
@@ -40,7 +40,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def _broker(args: argparse.Namespace) -> BrokerConfig:
-    password = args.mqtt_password or os.environ.get("DETECTORD_MQTT_PASSWORD")
+    password = password_from_environment(args.mqtt_password)
     return BrokerConfig(
         host=args.mqtt_host,
         port=args.mqtt_port,
@@ -79,7 +79,7 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="detector-web: %(message)s")
-    if args.mqtt_username and not (args.mqtt_password or os.environ.get("DETECTORD_MQTT_PASSWORD")):
+    if args.mqtt_username and password_from_environment(args.mqtt_password) is None:
         log.error("error: --mqtt-username needs a password (--mqtt-password or DETECTORD_MQTT_PASSWORD)")
         return 2
     try:

@@ -18,6 +18,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from detectord.contract import DetectionsMessage, StatsMessage
+from detectord.contract.scene import EventMessage
+
 log = logging.getLogger(__name__)
 
 PAIRING_WINDOW = 16
@@ -35,19 +38,21 @@ Send = Callable[[str | bytes, bool], Awaitable[None]]
 class Camera:
     name: str
     status: str = "unknown"
-    stats: dict[str, Any] | None = None
+    stats: StatsMessage | None = None
     frames: int = 0
     last_frame_at: float | None = None
-    _detections: OrderedDict[int, dict[str, Any]] = field(default_factory=OrderedDict)
+    _detections: OrderedDict[int, DetectionsMessage] = field(default_factory=OrderedDict)
     _jpegs: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
     unpaired: int = 0
     scene: dict[str, Any] = field(default_factory=lambda: {"occupancy": None, "count": None, "zones": None})
     """Occupancy, count, the zones (polygons) and each zone's count and occupancy, as last published."""
-    events: OrderedDict[str, tuple[dict[str, Any], bytes | None]] = field(default_factory=OrderedDict)
+    events: OrderedDict[str, tuple[EventMessage, bytes | None]] = field(default_factory=OrderedDict)
     """Event id -> (its newest message, its snapshot), oldest first."""
     _snapshots: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
 
-    def pair(self, frame_id: int, detections: dict[str, Any] | None, jpeg: bytes | None) -> tuple[dict, bytes] | None:
+    def pair(
+        self, frame_id: int, detections: DetectionsMessage | None, jpeg: bytes | None
+    ) -> tuple[DetectionsMessage, bytes] | None:
         """Add one half of a frame; returns both halves once they are together."""
         if detections is not None:
             jpeg = self._jpegs.pop(frame_id, None)
@@ -86,7 +91,7 @@ class Camera:
         while len(self._snapshots) > SNAPSHOTS:
             self._snapshots.popitem(last=False)
 
-    def keep_event(self, event: dict[str, Any]) -> bytes | None:
+    def keep_event(self, event: EventMessage) -> bytes | None:
         """Remember the event's newest message with its snapshot (the one it names, or the one it had)."""
         known = self.events.pop(event["id"], None)
         snapshot = self._snapshots.get(event["snapshot_frame_id"]) if event["snapshot_frame_id"] is not None else None
@@ -168,7 +173,7 @@ class Hub:
             ("status", camera), [(json.dumps({"type": "status", "camera": camera, "status": status}), False)]
         )
 
-    def on_stats(self, camera: str, stats: dict[str, Any]) -> None:
+    def on_stats(self, camera: str, stats: StatsMessage) -> None:
         self.camera(camera).stats = stats
         self._broadcast(("stats", camera), [(json.dumps({"type": "stats", "camera": camera, "stats": stats}), False)])
 
@@ -185,17 +190,17 @@ class Hub:
     def on_snapshot(self, camera: str, frame_id: int, jpeg: bytes) -> None:
         self.camera(camera).keep_snapshot(frame_id, jpeg)
 
-    def on_event(self, camera: str, event: dict[str, Any]) -> None:
+    def on_event(self, camera: str, event: EventMessage) -> None:
         snapshot = self.camera(camera).keep_event(event)
         self._broadcast(("event", f"{camera}/{event['id']}"), _event_messages(camera, event, snapshot))
 
-    def on_detections(self, camera: str, detections: dict[str, Any]) -> None:
+    def on_detections(self, camera: str, detections: DetectionsMessage) -> None:
         self._paired(camera, self.camera(camera).pair(detections["frame_id"], detections, None))
 
     def on_frame(self, camera: str, frame_id: int, jpeg: bytes) -> None:
         self._paired(camera, self.camera(camera).pair(frame_id, None, jpeg))
 
-    def _paired(self, camera: str, pair: tuple[dict[str, Any], bytes] | None) -> None:
+    def _paired(self, camera: str, pair: tuple[DetectionsMessage, bytes] | None) -> None:
         if pair is None:
             return
         detections, jpeg = pair
@@ -206,7 +211,7 @@ class Hub:
         return {name: camera.summary() for name, camera in sorted(self.cameras.items())}
 
 
-def _event_messages(camera: str, event: dict[str, Any], snapshot: bytes | None) -> list[tuple[str | bytes, bool]]:
+def _event_messages(camera: str, event: EventMessage, snapshot: bytes | None) -> list[tuple[str | bytes, bool]]:
     """The event's JSON, then its snapshot as the next binary message when it has one."""
     header = {"type": "event", "camera": camera, "event": event, "snapshot": snapshot is not None}
     messages: list[tuple[str | bytes, bool]] = [(json.dumps(header), False)]

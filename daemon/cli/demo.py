@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from detectord.daemon.config import DaemonConfig, DemoConfig, ModelConfig
-from detectord.detection.families import HOG_PEOPLE
+from detectord.detection.registry import OFFLINE_DETECTOR, family, weights_unavailable
 
 from .loading import to_toml
 from .mosquitto import Mosquitto, free_port, reachable, stop_process
@@ -35,17 +35,15 @@ def _child(args: list[str], log_file: Path) -> subprocess.Popen[bytes]:
 
 
 def without_download(config: DaemonConfig) -> DaemonConfig:
-    """``config``, or the same with ``hog-people`` when torchvision's pretrained weights cannot be had here.
+    """``config``, or the same with ``hog-people`` when the detector's pretrained weights cannot be had here.
 
     An untrained network's boxes are noise; OpenCV's person detector, whose
     weights come with OpenCV, shows real people on real footage.
     """
     model = config.model
-    if model.name == HOG_PEOPLE or model.weights != "default":
+    if not family(model.name).downloads:
         return config
-    from detectord.detection.models import pretrained_unavailable  # torchvision: only when it matters
-
-    reason = pretrained_unavailable(model.name)
+    reason = weights_unavailable(model)
     if reason is None:
         return config
     log.warning(
@@ -54,7 +52,7 @@ def without_download(config: DaemonConfig) -> DaemonConfig:
         reason,
         model.name,
     )
-    return replace(config, model=ModelConfig(name=HOG_PEOPLE, score_threshold=model.score_threshold))
+    return replace(config, model=ModelConfig(name=OFFLINE_DETECTOR, score_threshold=model.score_threshold))
 
 
 def run_demo(config: DemoConfig) -> int:

@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import ssl
 
-from detectord.contract import make_client
+from detectord.contract import connect_once, discovery, make_client
 from detectord.daemon.config import ConfigError, MqttConfig
-from detectord.daemon.stages import discovery
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -25,9 +23,8 @@ async def remove_entities(mqtt: MqttConfig) -> list[str]:
     """The configuration topics emptied; ConfigError (one line) when the broker cannot be reached."""
     client = make_client(mqtt, f"detectord-remove-{os.getpid()}")
     client.set_config({"reconnect_retries": 0})
-    tls: ssl.SSLContext | bool = ssl.create_default_context() if mqtt.tls else False
     try:
-        await asyncio.wait_for(client.connect(mqtt.host, mqtt.port, ssl=tls), CONNECT_TIMEOUT_S)
+        await connect_once(client, mqtt, CONNECT_TIMEOUT_S)
     except Exception as exc:  # refused, unreachable, bad credentials, timed out
         raise ConfigError(f"cannot reach the broker at {mqtt.address}: {exc or type(exc).__name__}") from None
     try:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import stat
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from detectord.contract import password_from_environment
 from detectord.daemon.config import (
     BOTH_FORMS,
     AnalyzeConfig,
@@ -69,6 +69,8 @@ LIVE_KEYS = {
     "topic_prefix": "mqtt.topic_prefix",
     **MODEL_KEYS,
 }
+MQTT_KEYS = {option: key.removeprefix("mqtt.") for option, key in LIVE_KEYS.items() if key.startswith("mqtt.")}
+"""The broker flags, as keys of the ``[mqtt]`` table (``homeassistant-remove`` reads that table alone)."""
 ANALYZE_KEYS = {
     "video": "video",
     "out": "out",
@@ -101,9 +103,17 @@ DEMO_KEYS = {"mqtt_host": "daemon.mqtt.host", "mqtt_port": "daemon.mqtt.port", "
 
 
 def configure(
-    cls: type[T], args: argparse.Namespace, keys: dict[str, str], data: dict[str, Any] | None = None, prefix: str = ""
+    cls: type[T],
+    args: argparse.Namespace,
+    keys: dict[str, str],
+    data: dict[str, Any] | None = None,
+    prefix: str = "",
+    where: str = "",
 ) -> T:
-    """``cls`` from ``data`` (a parsed TOML file, or nothing) with the flags in ``keys`` that were given set on top."""
+    """``cls`` from ``data`` (a parsed TOML file, or nothing) with the flags in ``keys`` that were given set on top.
+
+    ``where`` names the table ``cls`` is in the configuration file (``mqtt``), for messages.
+    """
     data = {} if data is None else data
     for option, key in keys.items():
         value = getattr(args, option, None)
@@ -113,7 +123,7 @@ def configure(
     if size is not None:
         set_dotted(data, f"{prefix}frame.width", size[0])
         set_dotted(data, f"{prefix}frame.height", size[1])
-    return build(cls, data)
+    return build(cls, data, where)
 
 
 def live_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> DaemonConfig:
@@ -123,10 +133,18 @@ def live_config(args: argparse.Namespace, environ: dict[str, str] | None = None)
     if "cameras" in data and ("camera" in data or "source" in data):
         raise ConfigError(f"{', '.join(map(str, paths))}: {BOTH_FORMS}")
     merge_overrides(data, "cameras", ("frame", "main_person"))
-    env = os.environ if environ is None else environ
-    if "password" not in data.get("mqtt", {}) and args.mqtt_password is None and env.get("DETECTORD_MQTT_PASSWORD"):
-        set_dotted(data, "mqtt.password", env["DETECTORD_MQTT_PASSWORD"])
+    _password_from_environment(data, args, environ)
     return configure(DaemonConfig, args, LIVE_KEYS, data)
+
+
+def _password_from_environment(data: dict[str, Any], args: argparse.Namespace, environ: dict[str, str] | None) -> None:
+    """Neither the file nor a flag gives the password: the environment may (``DETECTORD_MQTT_PASSWORD``)."""
+    mqtt = data.get("mqtt", {})
+    if args.mqtt_password is not None or (isinstance(mqtt, dict) and "password" in mqtt):
+        return
+    password = password_from_environment(None, environ)
+    if password is not None:
+        set_dotted(data, "mqtt.password", password)
 
 
 def _warn_if_others_can_read(path: Path, data: dict[str, Any]) -> None:
@@ -175,8 +193,8 @@ def _run_analyze(args: argparse.Namespace, log_level: int) -> int:
 
 def _run_calibrate(args: argparse.Namespace) -> int:
     from detectord.daemon.stages.sources import probe_video, sample_video
-    from detectord.detection import calibrate_detector
-    from detectord.detection.quantization import save_calibration
+    from detectord.detection.torchvision.models import calibrate_detector
+    from detectord.detection.torchvision.quantization import save_calibration
 
     config = configure(CalibrateConfig, args, CALIBRATE_KEYS)
     video = probe_video(config.video)
@@ -267,13 +285,8 @@ def _run_homeassistant_remove(args: argparse.Namespace) -> int:
     mqtt = data.get("mqtt", {})
     if not isinstance(mqtt, dict):
         raise ConfigError(f"mqtt: expected a table of settings, got {mqtt!r}")
-    for option, key in LIVE_KEYS.items():
-        value = getattr(args, option, None)
-        if key.startswith("mqtt.") and value is not None:
-            mqtt[key.removeprefix("mqtt.")] = value
-    if "password" not in mqtt and os.environ.get("DETECTORD_MQTT_PASSWORD"):
-        mqtt["password"] = os.environ["DETECTORD_MQTT_PASSWORD"]
-    config = build(MqttConfig, mqtt, "mqtt")
+    _password_from_environment(data, args, None)
+    config = configure(MqttConfig, args, MQTT_KEYS, data.get("mqtt", {}), where="mqtt")
     removed = asyncio.run(remove_entities(config))
     sys.stdout.write(f"removed {len(removed)} Home Assistant entities of node {config.node} from {config.address}\n")
     return 0

@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from detectord.detection import MODELS, PROFILES, SCHEMES
+from detectord.detection import DETECTORS, PROFILES, SCHEMES
 
 EXIT_USAGE = 2
+VERBOSE_HELP = "-v: progress messages, -vv: debugging"
 
 ANALYZE_TEXT = (
     "every frame of a video: main person per frame, JSONL and an annotated video",
@@ -50,7 +51,7 @@ def _add_model_options(parser: argparse.ArgumentParser, runtime: bool = True) ->
     """Options naming a model; ``runtime`` adds how it runs (device, precision, thresholds)."""
     group = parser.add_argument_group("model")
     group.add_argument(
-        "--model", choices=sorted(MODELS), help="a torchvision detector, or hog-people (OpenCV, no download)"
+        "--model", choices=sorted(DETECTORS), help="a torchvision detector, or hog-people (OpenCV, no download)"
     )
     group.add_argument(
         "--weights",
@@ -205,10 +206,13 @@ def get_args_parser() -> argparse.ArgumentParser:
         description="Real-time video object detection daemon. Without a command: the live daemon "
         "(detectord --source /dev/video0).",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v: progress messages, -vv: debugging")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     parser.add_argument("--version", action=_Version)
     _add_live_options(parser)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     for add in (_add_analyze, _add_calibrate, _add_tune, _add_demo, _add_install, _add_homeassistant):
         add(commands)
+    for command in commands.choices.values():
+        # after the command too (detectord analyze VIDEO -v); absent there, the count before it stands
+        command.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     return parser

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from detectord.daemon.config import ConfigError, TuneConfig
 from detectord.daemon.stages.sources import probe_video, sample_video
-from detectord.detection import calibrate_detector, resolve_device
-from detectord.detection.quantization import save_calibration
-from detectord.detection.tuning import SchemeResult, machine, measure, recommend, schemes_for
+from detectord.detection.torchvision.models import calibrate_detector, resolve_device
+from detectord.detection.torchvision.quantization import save_calibration
+from detectord.detection.torchvision.tuning import SchemeResult, machine, measure, recommend, schemes_for
 
 from .progress import Progress
 

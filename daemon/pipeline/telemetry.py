@@ -5,16 +5,16 @@ dataclasses sent through a pipe per stage (never pixels), cumulative
 counters, so only the newest report of a stage matters. A report may also
 carry an announcement, something the stage says once (inference: the model
 it loaded). The supervisor, which owns the stages' pids, their reports and
-the rings, turns all of it into the stats section of the contract
-(``StatsBuilder``); the publisher only adds what it alone knows (latency,
-the connection).
+the rings, turns all of it into one ``PipelineStats`` per camera
+(``daemon/live.py Daemon._stats``); the publisher adds what it alone knows
+(latency, the connection: ``stats.camera_stats``).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -193,10 +193,11 @@ class PipelineStats:
     """The supervisor's own pid, CPU and memory."""
 
 
-def drops(frames: RingStats, results: RingStats) -> dict[str, int]:
-    """Frames lost along the way, by where they were lost."""
+def drops(frames: RingStats, results: Sequence[RingStats], workers: int) -> dict[str, int]:
+    """One camera's frames lost along the way, by where they were lost: ``frames`` is its frame ring's stats
+    (readers 0..``workers``-1 are the inference workers), ``results`` every worker's result ring's."""
     return {
         "capture": frames.producer_drops,
-        "inference": frames.readers[0].dropped,
-        "publish": results.readers[0].dropped,
+        "inference": sum(reader.dropped for reader in frames.readers[:workers]),
+        "publish": sum(ring.readers[0].dropped for ring in results),
     }

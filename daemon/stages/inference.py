@@ -27,8 +27,7 @@ from detectord.daemon.config import ModelConfig
 from detectord.daemon.pipeline.ringset import WAIT_STEP_S, RingHandles, claim
 from detectord.daemon.pipeline.telemetry import StageMeter
 from detectord.daemon.results import LoadedModel, write_result
-from detectord.detection import FrameDetector, MainPersonConfig
-from detectord.detection.families import HOG_PEOPLE
+from detectord.detection import FrameDetector, MainPersonConfig, registry
 from detectord.ipc import EndOfStream, FrameRef, FrameRing, RingMode, RingReader, RingWriter, wait_any
 
 log = logging.getLogger(__name__)
@@ -39,26 +38,10 @@ DetectorFactory = Callable[[ModelConfig, tuple[int, int]], FrameDetector]
 def load_configured_detector(config: ModelConfig, frame_size: tuple[int, int]) -> FrameDetector:
     """The detector a configuration names; the only factory the command line uses.
 
-    torch is imported here, in the inference process, and nowhere else (and not at all for
-    ``hog-people``, which OpenCV runs).
+    Its backend's heavy imports (torch for the torchvision detectors) happen here, in the inference process,
+    and nowhere else.
     """
-    if config.name == HOG_PEOPLE:
-        from detectord.detection.hog import HogPeopleDetector
-
-        return HogPeopleDetector(frame_size, config.score_threshold)
-    from detectord.detection.models import load_detector
-
-    return load_detector(
-        config.name,
-        config.weights,
-        config.device,
-        config.profile,
-        frame_size=frame_size,
-        score_threshold=config.score_threshold,
-        precision=config.precision,
-        calibration=config.calibration,
-        force_precision=config.force_precision,
-    )
+    return registry.load(config, frame_size)
 
 
 class _Freshness:

@@ -14,14 +14,13 @@ import cv2
 import numpy as np
 
 from detectord.contract.payloads import detection_json, main_person_json
+from detectord.daemon.annotate import annotate
 from detectord.daemon.pipeline import control
 from detectord.daemon.pipeline.ringset import WAIT_STEP_S, RingHandles
 from detectord.daemon.pipeline.stage import StageError
 from detectord.daemon.pipeline.telemetry import StageMeter
 from detectord.daemon.results import FrameResult, LoadedModel, read_result
 from detectord.ipc import EndOfStream
-
-from .annotate import annotate
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +55,9 @@ class _AnnotatedVideo:
 def jsonl_record(result: FrameResult, categories: tuple[str, ...]) -> dict[str, Any]:
     """One line of ``detectord analyze`` output; boxes in pixels of the analysed frame."""
     detections = result.contract_detections(categories)
-    main = main_person_json(detections, result.contract_main_person())
-    if main is not None:
-        del main["index"]  # the analyze output's format predates the index
+    chosen = main_person_json(detections, result.contract_main_person())
+    # the analyze output's format predates the index
+    main = None if chosen is None else {key: value for key, value in chosen.items() if key != "index"}
     return {
         "frame": result.frame_id,
         "time_s": round(result.pts, 4),

@@ -9,10 +9,10 @@ import pytest
 
 from bench import synthetic_clip, throughput
 from detectord.daemon.stages.sources import probe_video, sample_video
-from detectord.detection import calibrate_detector
 from detectord.detection.auto import DeviceFeatures, choose_precision
 from detectord.detection.devices import cpu_description
-from detectord.detection.quantization import save_calibration
+from detectord.detection.torchvision.models import calibrate_detector
+from detectord.detection.torchvision.quantization import save_calibration
 
 
 def test_throughput_bench_compares_the_reference_loop_with_the_pipeline(

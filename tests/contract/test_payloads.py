@@ -81,13 +81,25 @@ def test_another_payload_version_is_refused() -> None:
         {"size": [427]},
         {"detections": "none"},
         {"main_person": {"index": 5, "box": list(BOX), "score": 0.9, "track_id": 1}},
-        {"main_person": {"box": list(BOX), "score": 0.9, "track_id": 1}},
+        {"main_person": {"index": None, "box": list(BOX), "score": 0.9, "track_id": 1}},
+        {"main_person": {"box": [1, 2, 3], "score": 0.9, "track_id": 1}},
         {"ts": {"capture": float("nan")}},
     ],
 )
 def test_a_detections_message_that_breaks_the_contract_is_malformed(change: dict[str, Any]) -> None:
     with pytest.raises(Malformed):
         parse_detections(json.dumps(_detections(**change)).encode())
+
+
+def test_a_v1_publisher_written_before_main_person_index_is_understood() -> None:
+    """The README's first v1 contract had no ``main_person.index``: its messages are still v1, and the
+    reader finds the main person among the detections by its box (found by a client written from it)."""
+    early = _detections(main_person={"box": list(BOX), "score": 0.9877, "track_id": 4})
+    main = parse_detections(json.dumps(early).encode())["main_person"]
+    assert main is not None and main["index"] == 1 and main["box"] == list(BOX)
+    unmatched = _detections(main_person={"box": [0.0, 0.0, 5.0, 5.0], "score": 0.9, "track_id": 4})
+    main = parse_detections(json.dumps(unmatched).encode())["main_person"]
+    assert main is not None and main["index"] is None, "a box no detection has: shown, but pointing nowhere"
 
 
 def test_stats_pass_their_validator_and_anything_else_is_malformed() -> None:

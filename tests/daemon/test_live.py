@@ -37,10 +37,11 @@ class Running:
         source: str | None = None,
     ) -> None:
         self.camera = camera or f"t{uuid.uuid4().hex[:8]}"
-        source = source or str(write_video(tmp_path / "live.mp4", frames=40).path)
-        config = tmp_path / "detector.toml"
+        run = uuid.uuid4().hex[:8]  # each daemon its own files: a second one must not overwrite the first's log
+        source = source or str(write_video(tmp_path / f"live-{run}.mp4", frames=40).path)
+        config = tmp_path / f"detector-{run}.toml"
         config.write_text(f'camera = "{self.camera}"\n[mqtt]\nport = {port}\nstats_interval_s = 1.0\n')
-        self.log = tmp_path / "daemon.log"
+        self.log = tmp_path / f"daemon-{run}.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.daemon.live_runner", factory, "--config", str(config),
              "--source", source, "--loop", "--weights", "random"],
@@ -125,14 +126,16 @@ def test_frames_reach_a_subscriber_with_the_documented_payloads(
 def test_status_goes_offline_by_the_will_after_sigkill_and_the_next_start_reclaims_memory(
     tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
 ) -> None:
+    """The second daemon is waited for by its own frames: the first one's frames must not count (a past flake)."""
     daemon = Running(tmp_path, broker.port)
     assert subscriber.wait_for(lambda: _last(subscriber, daemon.topic("status")) == b"online")
     daemon.stop(signal.SIGKILL)
     assert subscriber.wait_for(lambda: _last(subscriber, daemon.topic("status")) == b"offline", 15)
     assert daemon.segments(), "SIGKILL of the whole group leaves the segments behind"
+    before = len(subscriber.on("/frame"))
     again = Running(tmp_path, broker.port, camera=daemon.camera)
     try:
-        assert subscriber.wait_for(lambda: len(subscriber.on("/frame")) >= 2)
+        assert subscriber.wait_for(lambda: len(subscriber.on("/frame")) >= before + 2), again.log.read_text()
     finally:
         again.stop()
     assert "reclaiming stale shared-memory segment" in again.log.read_text()

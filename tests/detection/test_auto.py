@@ -40,7 +40,7 @@ flags\t\t: avx2 avx512f avx512_bf16 avx512_vnni
         (AVX2_ONLY, "AMD EPYC 7B12", ("avx2",)),
         (VNNI, "Intel(R) Xeon(R) Platinum 8280 CPU @ 2.70GHz", ("avx2", "avx512f", "avx512_vnni")),
         (AMX, "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz",
-         ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")),
+         ("avx2", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")),
         ("", None, ()),
     ],
 )  # fmt: skip

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from detectord.detection import PERSON, Detections, MainPerson
-from detectord.detection.evaluation import (
+from detectord.detection.torchvision.evaluation import (
     coco_from_dataset,
     coco_map,
     evaluate_coco,

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from detectord.detection import PERSON, ModelOptionError, check_options
-from detectord.detection.hog import HogPeopleDetector, margin_to_score, merge_overlapping
+from detectord.detection import PERSON, DetectorOptions, ModelOptionError, check_options
+from detectord.detection.opencv.hog import HogPeopleDetector, margin_to_score, merge_overlapping
 
 SAMPLES = Path("/usr/share/doc/opencv-doc/examples/data")
 PEDESTRIANS = SAMPLES / "vtest.avi"
@@ -81,8 +81,5 @@ def test_options_that_do_not_apply_are_refused_naming_the_option(
     weights: str, device: str, precision: str, option: str
 ) -> None:
     with pytest.raises(ModelOptionError) as raised:
-        check_options(
-            name="hog-people", weights=weights, profile="default", device=device, precision=precision,
-            calibration=None, score_threshold=None,
-        )  # fmt: skip
+        check_options(DetectorOptions(name="hog-people", weights=weights, device=device, precision=precision))
     assert raised.value.option == option

@@ -11,18 +11,13 @@ import torch
 from torchvision.models import get_model, get_model_weights
 from torchvision.models._api import WeightsEnum
 
-from detectord.detection import (
-    MODELS,
-    PROFILES,
-    WeightsError,
-    build_model,
-    frames_to_batch,
-    load_detector,
-    resolve_device,
-)
+from detectord.detection import DETECTORS, PROFILES, WeightsError, load_detector
+from detectord.detection.registry import TORCHVISION
+from detectord.detection.torchvision.detector import frames_to_batch
+from detectord.detection.torchvision.models import build_model, resolve_device
 
 
-@pytest.mark.parametrize("name", sorted(name for name, family in MODELS.items() if family.kind != "opencv"))
+@pytest.mark.parametrize("name", sorted(name for name, family in DETECTORS.items() if family.backend == TORCHVISION))
 def test_random_and_file_weights_build_the_same_modules_torchvision_builds_with_pretrained_weights(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

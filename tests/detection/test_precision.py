@@ -13,21 +13,15 @@ from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from bench.synthetic_clip import write_clip
-from detectord.detection import (
-    CalibrationError,
-    Detector,
-    Precision,
-    PrecisionError,
-    calibrate_detector,
-    frames_to_batch,
-    load_detector,
-)
-from detectord.detection import precision as precision_module
+from detectord.detection import CalibrationError, Precision, PrecisionError, load_detector
 from detectord.detection.auto import DeviceFeatures, choose_precision
 from detectord.detection.devices import cpu_description
-from detectord.detection.fusion import fold_norms
-from detectord.detection.precision import Bfloat16Backbone
-from detectord.detection.quantization import read_calibration, save_calibration
+from detectord.detection.torchvision import precision as precision_module
+from detectord.detection.torchvision.detector import Detector, frames_to_batch
+from detectord.detection.torchvision.fusion import fold_norms
+from detectord.detection.torchvision.models import calibrate_detector
+from detectord.detection.torchvision.precision import Bfloat16Backbone
+from detectord.detection.torchvision.quantization import read_calibration, save_calibration
 
 CPU_SCHEMES = ["fp32", "fp32-fused", "fp32+channels_last", "autocast", "bf16", "int8-dynamic", "int8-static"]
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

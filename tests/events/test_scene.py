@@ -149,7 +149,7 @@ def test_a_cropped_snapshot_holds_the_person_and_a_margin() -> None:
 def test_close_ends_every_event_going_on() -> None:
     s = scene()
     play(s, [people(walker(20), walker(300))] * 4)
-    closing = s.close(10.0)
+    closing = s.close()
     assert [u.type for u in closing.events] == ["end", "end"] and closing.count == 0
 
 

@@ -1,6 +1,7 @@
 """Home Assistant discovery on the wire: announcing a camera's entities and removing stale ones.
 
-The messages themselves come from ``detectord.contract.homeassistant``.
+The messages themselves come from ``homeassistant.py``; this is their wire
+side, used by the publisher and by ``detectord homeassistant-remove``.
 Removal finds what this daemon announced earlier by subscribing to its
 node's configuration topics, which the broker answers with the retained
 configurations at once, and empties the ones no longer wanted (an empty
@@ -17,9 +18,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import gmqtt
-
-from detectord.contract.homeassistant import config_filter
+from .homeassistant import config_filter
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +27,12 @@ QUIET_S = 0.5
 LONGEST_S = 5.0
 
 
-def announce(client: gmqtt.Client, messages: dict[str, dict[str, Any]]) -> None:
+def announce(client: Any, messages: dict[str, dict[str, Any]]) -> None:
     for topic, payload in messages.items():
         client.publish(topic, json.dumps(payload), qos=1, retain=True)
 
 
-async def announced(client: gmqtt.Client, prefix: str, node: str) -> list[str]:
+async def announced(client: Any, prefix: str, node: str) -> list[str]:
     """The configuration topics of ``node`` that the broker holds (retained, not empty)."""
     topic_filter = config_filter(prefix, node)
     head, tail = topic_filter.split("+/", 1)[0], "/config"
@@ -42,7 +41,7 @@ async def announced(client: gmqtt.Client, prefix: str, node: str) -> list[str]:
     previous = client.on_message
     """gmqtt hands the handler back bound to the client (a partial): called without it, restored unbound."""
 
-    def collect(client: gmqtt.Client, topic: str, payload: bytes, qos: int, properties: Any) -> int:
+    def collect(client: Any, topic: str, payload: bytes, qos: int, properties: Any) -> int:
         nonlocal last
         if topic.startswith(head) and topic.endswith(tail) and f"/{node}/" in topic:
             last = time.monotonic()
@@ -63,7 +62,7 @@ async def announced(client: gmqtt.Client, prefix: str, node: str) -> list[str]:
     return found
 
 
-async def remove(client: gmqtt.Client, prefix: str, node: str, keep: Iterable[str] = ()) -> list[str]:
+async def remove(client: Any, prefix: str, node: str, keep: Iterable[str] = ()) -> list[str]:
     """Empty every retained configuration of ``node`` outside ``keep``; returns the topics emptied."""
     kept = set(keep)
     stale = [topic for topic in await announced(client, prefix, node) if topic not in kept]

@@ -29,7 +29,8 @@ from typing import Any, cast
 import torch
 from torch import Tensor, fx, nn
 
-from .errors import PrecisionError
+from detectord.detection.errors import PrecisionError
+
 from .fusion import fold_norms
 
 log = logging.getLogger(__name__)

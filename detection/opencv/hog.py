@@ -28,9 +28,9 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .errors import ModelOptionError
-from .tracking import PERSON
-from .types import Detections, ModelInfo
+from detectord.detection.errors import ModelOptionError
+from detectord.detection.registry import DetectorOptions
+from detectord.detection.types import PERSON, Detections, ModelInfo
 
 ANALYSIS_HEIGHT = 480
 """Frames are searched at this height: the 128-pixel window is then a person 27% of the frame tall."""
@@ -65,14 +65,24 @@ def merge_overlapping(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return np.array(keep, np.int64)
 
 
-def check_hog_options(weights: str, device: str, precision: str) -> None:
+def check(options: DetectorOptions) -> None:
     """What ``hog-people`` accepts: built-in weights, the CPU, float32."""
-    if weights != "default":
+    if options.weights != "default":
         raise ModelOptionError("weights", "hog-people's weights are built into OpenCV; leave weights at 'default'")
-    if device not in ("auto", "cpu"):
-        raise ModelOptionError("device", f"hog-people runs on the CPU only, not {device!r}")
-    if precision not in ("fp32", "auto"):
-        raise ModelOptionError("precision", f"hog-people has one precision, fp32 (or auto), not {precision!r}")
+    if options.device not in ("auto", "cpu"):
+        raise ModelOptionError("device", f"hog-people runs on the CPU only, not {options.device!r}")
+    if options.precision not in ("fp32", "auto"):
+        raise ModelOptionError("precision", f"hog-people has one precision, fp32 (or auto), not {options.precision!r}")
+
+
+def load(options: DetectorOptions, frame_size: tuple[int, int]) -> HogPeopleDetector:
+    check(options)
+    return HogPeopleDetector(frame_size, options.score_threshold)
+
+
+def weights_unavailable(options: DetectorOptions) -> str | None:
+    """Never: the weights are compiled into OpenCV."""
+    return None
 
 
 class HogPeopleDetector:

@@ -20,14 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from detectord.detection.devices import cpu_description
+from detectord.detection.errors import PrecisionError
+from detectord.detection.main_person import MainPersonTracker
+from detectord.detection.types import Detections, MainPerson, MainPersonConfig
+
 from .detector import Detector
-from .devices import cpu_description
-from .errors import PrecisionError
 from .evaluation import feature_error, fidelity_map, main_person_iou
-from .main_person import MainPersonTracker
 from .models import load_detector
 from .precision import check_bf16
-from .types import Detections, MainPerson, MainPersonConfig
 
 CPU_SCHEMES = (
     "fp32",

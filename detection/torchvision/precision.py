@@ -33,12 +33,13 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
-from .auto import BF16_FEATURES
-from .devices import cpu_description
-from .errors import PrecisionError
+from detectord.detection.auto import BF16_FEATURES
+from detectord.detection.devices import cpu_description
+from detectord.detection.errors import PrecisionError
+from detectord.detection.schemes import Precision
+
 from .fusion import fold_detector_norms
 from .quantization import load_calibration, quantize_box_head_dynamic, read_calibration
-from .schemes import Precision
 
 
 def _float32_outputs(outputs: list[dict[str, Tensor]]) -> list[dict[str, Tensor]]:

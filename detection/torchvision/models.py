@@ -16,15 +16,16 @@ from torch import nn
 from torchvision.models import get_model, get_model_weights
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from .auto import DeviceFeatures, choose_precision
-from .detector import Detector, ModelInfo
-from .devices import cpu_description, resolve_device_name
-from .errors import ModelOptionError, WeightsError
-from .families import DEFAULT_MODEL, HOG_PEOPLE, MODELS
-from .hog import HogPeopleDetector, check_hog_options
+from detectord.detection.auto import DeviceFeatures, choose_precision
+from detectord.detection.devices import cpu_description, resolve_device_name
+from detectord.detection.errors import ModelOptionError, WeightsError
+from detectord.detection.profiles import InferenceProfile, builder_kwargs, get_profile
+from detectord.detection.registry import DEFAULT_MODEL, TORCHVISION, family
+from detectord.detection.types import ModelInfo
+
+from .detector import Detector
 from .labels import COCO_CATEGORIES
 from .precision import Precision, apply_precision
-from .profiles import InferenceProfile, builder_kwargs, get_profile
 from .quantization import calibrate
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def _freeze_batchnorm(module: nn.Module) -> None:
 
 def _untrained(name: str, options: dict[str, Any]) -> nn.Module:
     model = get_model(name, weights=None, weights_backbone=None, num_classes=len(COCO_CATEGORIES), **options)
-    if MODELS[name].frozen_backbone_norm:
+    if family(name).frozen_backbone_norm:
         _freeze_batchnorm(model.backbone)
     return model
 
@@ -146,15 +147,14 @@ def build_model(
     height), goes to torchvision's builder as its arguments; without it the
     builder's defaults apply.
     """
-    if name not in MODELS:
-        raise ModelOptionError("name", f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    if MODELS[name].kind == "opencv":
+    entry = family(name)
+    if entry.backend != TORCHVISION:
         raise ModelOptionError("name", f"{name} is not a torchvision network; load it with load_detector")
     options: dict[str, Any] = {}
     if profile is not None:
         if frame_size is None:
             raise ValueError("a profile needs the frame size it runs at")
-        options = builder_kwargs(profile, frame_size, MODELS[name].kind)
+        options = builder_kwargs(profile, frame_size, entry.kind)
     if weights == "default":
         model, described = _pretrained(name, options)
     elif weights == "random":
@@ -179,7 +179,7 @@ def load_detector(
     precision: str = "auto",
     calibration: Path | None = None,
     force_precision: bool = False,
-) -> Detector | HogPeopleDetector:
+) -> Detector:
     """Build ``name`` with ``weights`` on ``device``, run with inference ``profile`` at ``precision``.
 
     ``frame_size`` (width, height) is the size of the frames it will get; the
@@ -189,9 +189,6 @@ def load_detector(
     (``detection/auto.py``); ``force_precision`` runs a scheme this device
     would run slower than float32 (bf16 without bfloat16 instructions).
     """
-    if name == HOG_PEOPLE:
-        check_hog_options(weights, device, precision)
-        return HogPeopleDetector(frame_size, score_threshold)
     chosen = get_profile(profile).with_score_threshold(score_threshold)
     scheme = Precision.parse(precision)
     target = resolve_device(device)

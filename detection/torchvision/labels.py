@@ -5,4 +5,3 @@ from __future__ import annotations
 from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
 
 COCO_CATEGORIES: tuple[str, ...] = tuple(FasterRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])
-PERSON = COCO_CATEGORIES.index("person")

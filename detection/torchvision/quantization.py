@@ -32,9 +32,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from detectord.detection.devices import cpu_has_vnni
+from detectord.detection.errors import CalibrationError
+
 from . import pt2e
 from .detector import frames_to_batch
-from .errors import CalibrationError
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +77,6 @@ def quantize_box_head_dynamic(model: nn.Module) -> None:
     torch.backends.quantized.engine = BACKEND
     with quiet_ao():
         roi_heads.box_head = quantize_dynamic(roi_heads.box_head, {nn.Linear}, dtype=torch.qint8)
-
-
-def cpu_has_vnni() -> bool:
-    """Whether this CPU multiplies u8 x s8 into int32 without an int16 intermediate (AVX512-VNNI, AVX-VNNI)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
 def observe(model: nn.Module, observed: nn.Module, frames: Sequence[np.ndarray], batch: int = 4) -> None:

@@ -29,9 +29,9 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torchvision.ops import box_iou
 
-from .labels import COCO_CATEGORIES, PERSON
-from .main_person import MainPerson
-from .types import Detections, FrameDetector
+from detectord.detection.types import PERSON, Detections, FrameDetector, MainPerson
+
+from .labels import COCO_CATEGORIES
 
 
 def to_coco_results(detections: Detections, image_id: int) -> list[dict[str, Any]]:

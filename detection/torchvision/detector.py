@@ -9,9 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from detectord.detection.profiles import InferenceProfile, set_input_size
+from detectord.detection.types import Detections, ModelInfo
+
 from .labels import COCO_CATEGORIES
-from .profiles import InferenceProfile, set_input_size
-from .types import Detections, ModelInfo
 
 
 def frames_to_batch(frames: Sequence[np.ndarray], device: torch.device, dtype: torch.dtype) -> torch.Tensor:

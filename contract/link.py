@@ -1,0 +1,165 @@
+"""One camera's MQTT session: its connection, its will, and knowing when another client took it over.
+
+Each camera of a daemon has its own connection, whose will is ``offline`` on
+the camera's retained ``status`` topic: the camera turns ``offline`` when its
+daemon dies, however it dies. The rest of the program publishes by kind
+(``send``) and hears about (re)connections (``on_connected``) without
+knowing gmqtt's session, will or reconnection logic.
+
+A broker that is down at start is retried with backoff
+(``connect_with_backoff``); after the first connection gmqtt reconnects by
+itself. Two clients with one client id (the same camera name on two daemons)
+take the session from each other on every reconnection: the link notices
+(MQTT 5 reason code 0x8E, or connections the broker keeps closing right
+after accepting them), says so once and stops for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gmqtt
+
+from .broker import BrokerConfig, connect_with_backoff, make_client
+from .payloads import OFFLINE, ONLINE
+from .topics import KINDS
+
+log = logging.getLogger(__name__)
+
+SESSION_TAKEN_OVER = 0x8E
+"""MQTT 5 DISCONNECT reason code: another client connected with this client id."""
+SHORT_LIVED_S = 10.0
+TAKEN_OVER_AFTER = 3
+"""Connections in a row that the broker closed within ``SHORT_LIVED_S`` of accepting them: two clients with
+one client id take the session from each other on every reconnect (a broker that does not send reason
+code 0x8E, like Mosquitto 2.0.11, only closes the socket)."""
+
+MessageHandler = Callable[[str, bytes], None]
+
+
+class CameraLink:
+    """The MQTT connection of camera ``camera``, publishing under ``config.topics``."""
+
+    def __init__(
+        self,
+        config: BrokerConfig,
+        camera: str,
+        client_id: str,
+        on_connected: Callable[[], None] = lambda: None,
+        on_message: MessageHandler = lambda topic, payload: None,
+    ) -> None:
+        """``on_connected`` runs after every (re)connection, once ``online`` is sent: the place to send the
+        retained states again. ``on_message`` gets what the link's subscriptions receive."""
+        self.config = config
+        self.camera = camera
+        self.client_id = client_id
+        self.topics = config.topics
+        self.connections = 0
+        self.stopping = False
+        self.taken_over = False
+        self._on_connected = on_connected
+        self._on_message = on_message
+        self._connected_at = 0.0
+        self._short_lived = 0
+        self._giving_up: asyncio.Future[None] | None = None
+        status = self.topics.topic(camera, "status")
+        will = gmqtt.Message(status, OFFLINE, qos=KINDS["status"].qos, retain=True)
+        self.client: Any = make_client(config, client_id, will=will)
+        self.client.on_connect = self._connected
+        self.client.on_disconnect = self._disconnected
+        self.client.on_message = self._message
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.client.is_connected) and not self.taken_over
+
+    async def connect(self, stopping: Callable[[], bool]) -> bool:
+        """The first connection, retried with backoff until it succeeds (True) or ``stopping()`` (False)."""
+        return await connect_with_backoff(self.client, self.config, stopping)
+
+    def send(self, kind: str, payload: str | bytes, zone: str | None = None, **properties: Any) -> None:
+        """Publish ``payload`` as this camera's ``kind`` (with its QoS and retain flag from ``KINDS``)."""
+        spec = KINDS[kind]
+        topic = self.topics.topic(self.camera, kind, zone)
+        self.client.publish(topic, payload, qos=spec.qos, retain=spec.retain, **properties)
+
+    def publish(self, topic: str, payload: str | bytes, qos: int, retain: bool) -> None:
+        """Publish outside the camera's topics (Home Assistant's discovery configurations)."""
+        self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def subscribe(self, topic: str, qos: int = 1) -> None:
+        self.client.subscribe(topic, qos=qos)
+
+    async def close(self) -> None:
+        """Clean stop: say ``offline`` ourselves (a clean disconnect does not fire the will), then leave."""
+        self.stopping = True
+        if self.connected:
+            self.send("status", OFFLINE)
+            await asyncio.sleep(0.05)
+            await self.client.disconnect()
+
+    # -- gmqtt's callbacks -------------------------------------------------------------
+
+    def _connected(self, client: Any, flags: int, rc: int, properties: Any) -> None:
+        self.connections += 1
+        self._connected_at = time.monotonic()
+        log.info("camera %s: connected to %s", self.camera, self.config.address)
+        self.send("status", ONLINE)
+        self._on_connected()
+
+    def _message(self, client: Any, topic: str, payload: bytes, qos: int, properties: Any) -> int:
+        self._on_message(topic, payload)
+        return 0
+
+    def _disconnected(self, client: Any, packet: Any, exc: Exception | None = None) -> None:
+        if self.stopping or self.taken_over:
+            return
+        lived = time.monotonic() - self._connected_at
+        self._short_lived = self._short_lived + 1 if self._connected_at and lived < SHORT_LIVED_S else 0
+        reason = packet[:1] if isinstance(packet, bytes | bytearray) else b""
+        if reason == bytes([SESSION_TAKEN_OVER]) or self._short_lived >= TAKEN_OVER_AFTER:
+            self.taken_over = True
+            log.error(
+                "camera %s: the broker at %s keeps handing this connection's session to another client with "
+                "client id %r; is camera %r running in another daemon too? Camera names must be unique across "
+                "hosts; not reconnecting",
+                self.camera,
+                self.config.address,
+                self.client_id,
+                self.camera,
+            )
+            self._giving_up = asyncio.ensure_future(self._give_up())
+            return
+        log.warning("camera %s: lost the broker at %s; reconnecting", self.camera, self.config.address)
+
+    async def _give_up(self) -> None:
+        """Stop for good: cancel the reconnection gmqtt scheduled before telling us, then disconnect.
+
+        gmqtt creates that task just before it calls ``on_disconnect`` and
+        offers no handle to it (``stop_reconnect`` still allows one attempt):
+        it is found by its coroutine, ``Client.reconnect`` of this client. A
+        reconnection that went ahead would take the session back from the
+        other client, which would then give up in turn.
+        """
+        for task in asyncio.all_tasks():
+            coro = task.get_coro()
+            frame = getattr(coro, "cr_frame", None)
+            name = getattr(coro, "__qualname__", "")
+            if frame is not None and name.endswith(".reconnect") and frame.f_locals.get("self") is self.client:
+                task.cancel()
+        with contextlib.suppress(Exception):  # the broker has closed the connection already
+            await self.client.disconnect()
+
+
+def quiet_cancellations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """An event loop's exception handler: a reconnection a link cancelled (``CameraLink._give_up``) is no
+    error; anything else is reported as usual."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        log.debug("cancelled: %s", context.get("message"))
+        return
+    loop.default_exception_handler(context)

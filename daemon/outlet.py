@@ -1,0 +1,165 @@
+"""One camera's side of the publisher: its frames' messages, its scene's, its stats, its discovery.
+
+An ``Outlet`` turns what the publish stage hands it (a result with its
+frame's JPEG, what the result changed in the scene, the supervisor's stats
+snapshot) into messages of the contract, over the camera's own MQTT
+connection (``contract.link.CameraLink``). After every (re)connection it
+sends the retained states as they are now (zones, count, occupancy, per
+zone) and, unless turned off, the camera's Home Assistant discovery
+configuration (again whenever Home Assistant says ``online``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from detectord.contract import ONLINE, build_detections, frame_properties
+from detectord.contract import discovery as ha_discovery
+from detectord.contract.homeassistant import status_topic
+from detectord.contract.link import CameraLink
+from detectord.contract.scene import build_event, build_zones, count_payload, occupancy_payload
+from detectord.daemon.config import MqttConfig
+from detectord.daemon.pipeline.ringset import CameraRing
+from detectord.daemon.pipeline.stats import LatencyWindow, camera_stats
+from detectord.daemon.pipeline.telemetry import PipelineStats
+from detectord.daemon.results import FrameResult, LoadedModel
+from detectord.events import EventsConfig, Scene, SceneChanges, Zone
+from detectord.ipc import FrameRef, RingReader
+
+log = logging.getLogger(__name__)
+
+
+def client_id_for(mqtt: MqttConfig, camera: str, solo: bool) -> str:
+    """Each camera's connection needs a client id of its own: ``mqtt.client_id`` as it is for a single
+    camera, with the camera's name appended for several, ``detectord-<camera>`` when none is set."""
+    if not mqtt.client_id:
+        return f"detectord-{camera}"
+    return mqtt.client_id if solo else f"{mqtt.client_id}-{camera}"
+
+
+class Outlet:
+    """One camera: its frame ring reader, its MQTT link, its scene, its counters."""
+
+    def __init__(
+        self,
+        camera: CameraRing,
+        reader_index: int,
+        mqtt: MqttConfig,
+        client_id: str,
+        zones: tuple[Zone, ...],
+        events: EventsConfig,
+        discovery: dict[str, dict[str, Any]],
+    ) -> None:
+        """Attaches the camera's frame ring as reader ``reader_index`` (the frames inference hands over)."""
+        self.name = camera.name
+        self.size = camera.frame_size
+        """(width, height) of the published frames."""
+        self.ring = camera.attach()
+        self.frames: RingReader[FrameRef] = self.ring.reader(reader_index)
+        self.mqtt = mqtt
+        self.latency = LatencyWindow()
+        self.stats: PipelineStats | None = None
+        self.sent = 0
+        self.unsent = 0
+        self.zones = zones
+        self.scene = Scene(self.name, self.size, zones, events) if events.enabled else None
+        self.discovery = discovery
+        self.link = CameraLink(mqtt, self.name, client_id, self._send_states, self._on_message)
+
+    @property
+    def connected(self) -> bool:
+        return self.link.connected
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        """Home Assistant (re)started: it has forgotten what was announced before it came up."""
+        if self.discovery and topic == status_topic(self.mqtt.homeassistant_prefix) and payload == ONLINE.encode():
+            log.info("camera %s: Home Assistant is online; announcing the camera again", self.name)
+            ha_discovery.announce(self.link.client, self.discovery)
+
+    def _send_states(self) -> None:
+        """The retained states as they are now: after a (re)connection the broker may hold old ones, or none."""
+        send = self.link.send
+        zones = {zone.name: zone.points() for zone in self.zones}
+        send("zones", json.dumps(build_zones(self.name, self.size, zones)))
+        if self.scene is not None:
+            send("person", count_payload(self.scene.count))
+            send("occupancy", occupancy_payload(self.scene.occupancy.on))
+            for zone in self.zones:
+                send("zone_person", count_payload(self.scene.zone_counts[zone.name]), zone.name)
+                send("zone_occupancy", occupancy_payload(self.scene.zone_occupancy[zone.name].on), zone.name)
+        if self.discovery:
+            ha_discovery.announce(self.link.client, self.discovery)
+            self.link.subscribe(status_topic(self.mqtt.homeassistant_prefix))
+
+    def publish(self, result: FrameResult, jpeg: bytes, model: LoadedModel) -> None:
+        """The detections JSON, then the JPEG of exactly that frame (``frame_id`` pairs them)."""
+        published = time.time()
+        if not self.connected:
+            self.unsent += 1
+            return
+        message = build_detections(
+            camera=self.name,
+            frame_id=result.frame_id,
+            size=self.size,
+            ts={
+                "capture": result.capture_ts,
+                "inference_start": result.inference_start,
+                "inference_end": result.inference_end,
+                "publish": published,
+            },
+            model={"name": model.info.name, "precision": model.info.precision, "device": model.info.device},
+            detections=result.contract_detections(model.categories),
+            main_person=result.contract_main_person(),
+        )
+        try:
+            self.link.send("detections", json.dumps(message))
+            self.link.send("frame", jpeg, **frame_properties(result.frame_id))
+        except Exception as exc:  # the connection broke under us: counted, gmqtt reconnects
+            log.debug("publish failed: %s", exc)
+            self.unsent += 1
+            return
+        self.sent += 1
+        self.latency.add(result, published)
+
+    def publish_changes(self, changes: SceneChanges) -> None:
+        """Snapshots before the event messages that name them, then counts and occupancy."""
+        if not self.connected:
+            return
+        send = self.link.send
+        try:
+            for update in changes.events:
+                if update.snapshot is not None:
+                    send("snapshot", update.snapshot, **frame_properties(update.snapshot_frame_id or 0))
+                send("events", json.dumps(build_event(**update.fields())))
+            if changes.count is not None:
+                send("person", count_payload(changes.count))
+            if changes.occupancy is not None:
+                send("occupancy", occupancy_payload(changes.occupancy))
+            for zone, count in changes.zone_counts.items():
+                send("zone_person", count_payload(count), zone)
+            for zone, on in changes.zone_occupancy.items():
+                send("zone_occupancy", occupancy_payload(on), zone)
+        except Exception as exc:  # the connection broke under us; the states go out again on reconnection
+            log.debug("publish failed: %s", exc)
+
+    def publish_stats(self, model: LoadedModel | None) -> None:
+        """The newest stats snapshot of the camera, with this stage's latencies and connection."""
+        if self.stats is None or not self.connected:
+            return
+        mqtt = {"connected": self.connected, "connections": self.link.connections, "sent": self.sent}
+        stats = camera_stats(self.name, self.stats, self.latency, mqtt, self.unsent, model)
+        self.link.send("stats", json.dumps(stats))
+
+    async def go_offline(self, model: LoadedModel | None) -> None:
+        """Clean stop: every event ends, the last stats go out, then ``offline``."""
+        self.link.stopping = True
+        if self.scene is not None:
+            self.publish_changes(self.scene.close())
+        self.publish_stats(model)
+        await self.link.close()
+
+    def close(self) -> None:
+        self.ring.close()

@@ -1,0 +1,1 @@
+"""Detectors OpenCV runs: no torch, no download."""

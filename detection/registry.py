@@ -1,0 +1,161 @@
+"""Every detector detectord can run, by name: what it is, how its options are checked, how it is loaded.
+
+The registry is torch-free: the supervisor validates a configuration and
+the publisher labels results without ever loading a model. Each entry names
+its *backend*, a module that the registry imports only when it is asked to
+check or load that detector. A backend module is itself torch-free at import
+and provides:
+
+``check(options)``
+    everything about ``options`` that can be known without building the
+    detector (raises ``ModelOptionError`` naming the option);
+``load(options, frame_size)``
+    the ``FrameDetector`` for frames of ``frame_size`` (width, height);
+    heavy imports (torch, torchvision) happen here, in the inference process;
+``weights_unavailable(options)``
+    why the weights cannot be had on this machine now, or None.
+
+A new detector is one backend module and one line in ``DETECTORS``, the way
+torchvision's ``get_model`` finds a builder by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from .devices import check_device_name
+from .errors import ModelOptionError, PrecisionError
+from .profiles import get_profile
+from .schemes import Precision
+from .types import FrameDetector
+
+DEFAULT_MODEL = "fasterrcnn_resnet50_fpn"
+OFFLINE_DETECTOR = "hog-people"
+"""What the demo runs where trained weights cannot be downloaded: OpenCV's built-in person detector."""
+
+TORCHVISION = "detectord.detection.torchvision"
+OPENCV_HOG = "detectord.detection.opencv.hog"
+
+
+@dataclass(frozen=True)
+class DetectorOptions:
+    """Everything that names and runs a detector, as the configuration's ``[model]`` table sets it."""
+
+    name: str = DEFAULT_MODEL
+    """A torchvision detector, or ``hog-people`` (OpenCV's built-in person detector, nothing to download)."""
+    weights: str = "default"
+    """``default`` (torchvision's pretrained, downloaded once), ``random`` (untrained), or a file path."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
+    profile: str = "default"
+    """Inference profile: input size, proposals, score threshold (see detectord.detection.profiles)."""
+    score_threshold: float | None = None
+    """Report detections from this score; None keeps the profile's threshold."""
+    precision: str = "auto"
+    """``auto`` (the scheme for the device found: README, "--precision auto") or a scheme (see
+    detectord.detection.schemes), e.g. fp32-fused, bf16, int8-static, fp16."""
+    calibration: Path | None = None
+    """The artifact ``detectord calibrate`` made; needed by int8-static, used by ``auto`` where int8 pays."""
+    force_precision: bool = False
+    """Run a scheme this device would run slower than float32 (bf16 without bfloat16 instructions)."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """What detectord must know of a detector before loading it."""
+
+    backend: str
+    """The module that checks and loads it (see the module's docstring)."""
+    kind: str
+    """``two_stage``, ``one_stage`` or ``fixed_size`` (torchvision: which builder arguments a profile sets), or
+    ``opencv``."""
+    frozen_backbone_norm: bool = False
+    """torchvision swaps BatchNorm2d for FrozenBatchNorm2d when it builds this detector with trained weights;
+    building it "random" or from a file must produce the same modules."""
+    downloads: bool = False
+    """Its ``default`` weights come from the network (the demo falls back to ``OFFLINE_DETECTOR`` without)."""
+    precisions: bool = True
+    """Precision schemes apply to it (``detectord tune`` has something to measure)."""
+
+
+_TWO_STAGE = Family(TORCHVISION, "two_stage", frozen_backbone_norm=True, downloads=True)
+
+DETECTORS: dict[str, Family] = {
+    "fasterrcnn_resnet50_fpn": _TWO_STAGE,
+    "fasterrcnn_resnet50_fpn_v2": Family(TORCHVISION, "two_stage", downloads=True),
+    "fasterrcnn_mobilenet_v3_large_fpn": _TWO_STAGE,
+    "fasterrcnn_mobilenet_v3_large_320_fpn": _TWO_STAGE,
+    "retinanet_resnet50_fpn": Family(TORCHVISION, "one_stage", frozen_backbone_norm=True, downloads=True),
+    "ssdlite320_mobilenet_v3_large": Family(TORCHVISION, "fixed_size", downloads=True),
+    OFFLINE_DETECTOR: Family(OPENCV_HOG, "opencv", precisions=False),
+}
+
+
+def family(name: str) -> Family:
+    """The registry's entry for ``name``; ModelOptionError (option ``name``) for a name it does not hold."""
+    try:
+        return DETECTORS[name]
+    except KeyError:
+        raise ModelOptionError("name", f"unknown model {name!r}; choose one of {', '.join(DETECTORS)}") from None
+
+
+def backend(name: str) -> ModuleType:
+    return importlib.import_module(family(name).backend)
+
+
+def check_options(options: DetectorOptions) -> None:
+    """Everything about ``options`` that can be known without building the detector."""
+    get_profile(options.profile)
+    if options.score_threshold is not None and not 0.0 <= options.score_threshold <= 1.0:
+        raise ModelOptionError("score_threshold", f"must be in [0, 1], got {options.score_threshold}")
+    check_device_name(options.device)
+    try:
+        Precision.parse(options.precision).check_calibration(options.calibration)
+    except PrecisionError as exc:
+        raise ModelOptionError("calibration" if "calibration" in str(exc) else "precision", str(exc)) from None
+    backend(options.name).check(options)
+
+
+def load_detector(
+    name: str = DEFAULT_MODEL,
+    weights: str = "default",
+    device: str = "auto",
+    profile: str = "default",
+    *,
+    frame_size: tuple[int, int],
+    score_threshold: float | None = None,
+    precision: str = "auto",
+    calibration: Path | None = None,
+    force_precision: bool = False,
+) -> FrameDetector:
+    """The detector ``name`` with these options, for frames of ``frame_size`` (width, height).
+
+    The backend does the work (and the heavy imports); see
+    ``detection/torchvision/models.py load_detector`` for what the options
+    mean to a torchvision detector.
+    """
+    options = DetectorOptions(
+        name=name,
+        weights=weights,
+        device=device,
+        profile=profile,
+        score_threshold=score_threshold,
+        precision=precision,
+        calibration=calibration,
+        force_precision=force_precision,
+    )
+    return load(options, frame_size)
+
+
+def load(options: DetectorOptions, frame_size: tuple[int, int]) -> FrameDetector:
+    detector: FrameDetector = backend(options.name).load(options, frame_size)
+    return detector
+
+
+def weights_unavailable(options: DetectorOptions) -> str | None:
+    """Why the detector's weights cannot be had on this machine now (no cache, no network), or None."""
+    reason: str | None = backend(options.name).weights_unavailable(options)
+    return reason
