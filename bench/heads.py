@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,9 +33,9 @@ import torch
 from torch import Tensor, nn
 
 from bench.people import PEDESTRIANS, read_video
-from bench.results_io import machine_line, write_json
-from detectord.detection import load_detector
+from bench.results_io import machine_line, report, table_head
 from detectord.detection.devices import describe_machine
+from detectord.detection.torchvision.models import load_detector
 
 SIZE = (427, 240)
 Outputs = tuple[list[Tensor], list[Tensor]]
@@ -106,9 +105,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "largest_output": max(float(t.abs().max()) for t in reference[0] + reference[1]),
         "variants": rows,
     }
-    sys.stdout.write(format_table(results) + "\n")
-    write_json(args.json, "heads", results)
-    return results
+    return report(results, "heads", args.json, format_table)
 
 
 def format_table(r: dict[str, Any]) -> str:
@@ -118,9 +115,15 @@ def format_table(r: dict[str, Any]) -> str:
         f"{r['precision']}, {r['frames']} frames of {Path(r['video']).name} at 427x240",
         machine_line(r) + f"; {r['torch']}",
         "",
-        "| RPN head run as | ms per frame (whole model) | vs as loaded | largest head output difference | "
-        "first frame s |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        *table_head(
+            [
+                "RPN head run as",
+                "ms per frame (whole model)",
+                "vs as loaded",
+                "largest head output difference",
+                "first frame s",
+            ]
+        ),
     ]
     for name, row in r["variants"].items():
         lines.append(

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import sys
 import time
 from multiprocessing.context import SpawnContext
 from multiprocessing.queues import Queue
@@ -37,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.results_io import machine_line, write_json
+from bench.results_io import machine_line, report, table_head
 from detectord.detection.devices import describe_machine
 from detectord.ipc import EndOfStream, FrameRing, RingHandle, RingMode
 
@@ -192,9 +191,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             "rate": args.rate,
         },
     }
-    sys.stdout.write(format_table(results) + "\n")
-    write_json(args.json, "ipc", results)
-    return results
+    return report(results, "ipc", args.json, format_table)
 
 
 def format_table(r: dict[str, Any]) -> str:
@@ -216,8 +213,15 @@ def format_table(r: dict[str, Any]) -> str:
         f"{cfg['frames']} frames per throughput run, every frame delivered; latency: {cfg['latency_frames']} "
         f"frames paced at {cfg['rate']:.0f}/s; ring {cfg['slots']} slots, queue maxsize {cfg['slots']}",
         "",
-        "| transport | hand-off frames/s | frames/s incl. one frame copy | hand-off p50 (µs) | hand-off p99 (µs) |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        *table_head(
+            [
+                "transport",
+                "hand-off frames/s",
+                "frames/s incl. one frame copy",
+                "hand-off p50 (µs)",
+                "hand-off p99 (µs)",
+            ]
+        ),
     ]
     lines += [f"| {name} | {a:,.0f} | {b:,.0f} | {p50:,.1f} | {p99:,.1f} |" for name, a, b, p50, p99 in rows]
     lines.append(

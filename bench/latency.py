@@ -30,7 +30,7 @@ from typing import Any
 import gmqtt
 import numpy as np
 
-from bench.results_io import machine_line, write_json
+from bench.results_io import machine_line, report
 from detectord.daemon.cli.mosquitto import Mosquitto
 from detectord.detection.devices import describe_machine
 
@@ -140,9 +140,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "daemon_flags": args.daemon_flags,
         **describe_machine(),
     }
-    sys.stdout.write(format_table(results) + "\n")
-    write_json(args.json, "latency", results)
-    return results
+    return report(results, "latency", args.json, format_table)
 
 
 def format_table(r: dict[str, Any]) -> str:

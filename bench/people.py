@@ -15,7 +15,6 @@ occupancy and events that come out: what the daemon would publish.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bench.results_io import machine_line, write_json
+from bench.results_io import machine_line, report, table_head
 from detectord.detection import Detections
 from detectord.detection.devices import describe_machine
 from detectord.detection.opencv.hog import HogPeopleDetector
@@ -76,9 +75,9 @@ def play(found: list[Detections], frames: list[np.ndarray], fps: float) -> dict[
     timeline, events = [], []
     for i, (detections, frame) in enumerate(zip(found, frames, strict=True)):
         changes = scene.observe(i, i / fps, detections, frame)
-        events += [update.fields() for update in changes.events]
+        events += [update.message for update in changes.events]
         timeline.append([round(i / fps, 2), scene.count, int(scene.occupancy.on), scene.zone_counts[ZONE.name]])
-    events += [update.fields() for update in scene.close().events]
+    events += [update.message for update in scene.close().events]
     ended = [e for e in events if e["type"] == "end"]
     return {
         "timeline": timeline,
@@ -100,8 +99,7 @@ def format_table(r: dict[str, Any]) -> str:
         f"hog-people vs Faster R-CNN on {r['video']} at {SIZE[0]}x{SIZE[1]} ({r['timing'][0]['frames']} frames)",
         machine_line(r),
         "",
-        "| detector | frames | p50 ms | p90 ms | fps | frames with a person | speed vs Faster R-CNN |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *table_head(["detector", "frames", "p50 ms", "p90 ms", "fps", "frames with a person", "speed vs Faster R-CNN"]),
     ]
     for t in r["timing"]:
         lines.append(
@@ -140,7 +138,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         **describe_machine(),
     }
     if args.reference_frames:
-        from detectord.detection import load_detector
+        from detectord.detection.torchvision.models import load_detector
 
         reference = load_detector(weights="random", device="cpu", frame_size=SIZE)
         reference([frames[0]])  # the first call allocates
@@ -148,9 +146,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         precision = reference.info.precision
         results["timing"].append(timing(f"fasterrcnn_resnet50_fpn ({precision}, random)", times, found))
     results["scene"] = play(hog, frames, fps)
-    sys.stdout.write(format_table(results) + "\n")
-    write_json(args.json, "people", results)
-    return results
+    return report(results, "people", args.json, format_table)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ import torch
 from bench.fx_int8 import NAME as FX_INT8
 from bench.fx_int8 import fx_int8_detector
 from bench.parts import format_parts, profile_parts
-from bench.results_io import machine_line, write_json
+from bench.results_io import machine_line, table_head, write_json
 from detectord.detection import (
     SCHEMES,
     Detections,
@@ -55,11 +55,10 @@ from detectord.detection import (
     MainPersonTracker,
     Precision,
     PrecisionError,
-    load_detector,
 )
 from detectord.detection.devices import describe_machine
 from detectord.detection.torchvision.evaluation import evaluate_coco, feature_error, fidelity_map, main_person_iou
-from detectord.detection.torchvision.models import calibrate_detector, resolve_device
+from detectord.detection.torchvision.models import calibrate_detector, load_detector, resolve_device
 from detectord.detection.torchvision.quantization import save_calibration
 
 SIZE = (427, 240)
@@ -337,9 +336,24 @@ def format_table(r: dict[str, Any]) -> str:
         f"{r['frames']} frames of {r['video']} at 427x240, device {r['device']}",
         machine_line(r) + f"; {r['torch']}",
         "",
-        "| scheme | p50 ms | p90 ms | fps b=1 | best fps (batch) | speed-up | size MB | on disk MB | "
-        "peak mem MB | feature error | fidelity mAP | main IoU | COCO mAP | COCO person |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *table_head(
+            [
+                "scheme",
+                "p50 ms",
+                "p90 ms",
+                "fps b=1",
+                "best fps (batch)",
+                "speed-up",
+                "size MB",
+                "on disk MB",
+                "peak mem MB",
+                "feature error",
+                "fidelity mAP",
+                "main IoU",
+                "COCO mAP",
+                "COCO person",
+            ]
+        ),
     ]
     for name, s in r["schemes"].items():
         if "refused" in s:

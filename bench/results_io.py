@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,3 +25,17 @@ def write_json(destination: Path | None, bench: str, results: dict[str, Any]) ->
     path = destination / f"{bench}-{machine_tag()}.json" if destination.is_dir() else destination
     path.write_text(json.dumps({**describe_machine(), **results}, indent=2))
     return path
+
+
+def report(
+    results: dict[str, Any], bench: str, destination: Path | None, format_table: Callable[[dict[str, Any]], str]
+) -> dict[str, Any]:
+    """Print the table, write the JSON (``write_json``), and hand the results back to the caller."""
+    sys.stdout.write(format_table(results) + "\n")
+    write_json(destination, bench, results)
+    return results
+
+
+def table_head(columns: Sequence[str]) -> list[str]:
+    """A Markdown table's header and alignment rows: the first column left-aligned, the numbers right."""
+    return ["| " + " | ".join(columns) + " |", "| --- |" + " ---: |" * (len(columns) - 1)]

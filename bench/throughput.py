@@ -45,7 +45,7 @@ import cv2
 import torch
 from torchvision.transforms.functional import to_tensor
 
-from bench.results_io import machine_line, write_json
+from bench.results_io import machine_line, table_head, write_json
 from detectord.daemon.analyze import analyze
 from detectord.daemon.config import AnalyzeConfig, ModelConfig
 from detectord.detection import PERSON
@@ -184,8 +184,7 @@ def format_table(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"throughput on {args.video} (first {args.frames} frames), weights {args.weights}",
         machine_line(r) + f"; {r['torch']}",
         "",
-        "| run | frames | seconds | fps | ratio to (a) | start-up (s) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        *table_head(["run", "frames", "seconds", "fps", "ratio to (a)", "start-up (s)"]),
         f"| (a) reference loop, batch 12, min_size 800, sequential | {ref['inferred']} "
         f"(of {ref['read']} read) | {ref['seconds']:.1f} | {ref['fps']:.3f} | 1.00 | - |",
         f"| (b) detectord analyze --profile reference --batch 12 | {same['frames']} | {same['seconds']:.1f} | "

@@ -30,7 +30,7 @@ import gmqtt
 import numpy as np
 import psutil
 
-from bench.results_io import machine_line, write_json
+from bench.results_io import machine_line, report
 from detectord.contract import Detection, build_detections
 from detectord.daemon.cli.mosquitto import Mosquitto, free_port
 from detectord.detection.devices import describe_machine
@@ -135,9 +135,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             broker.stop()
     results["jpeg_bytes"] = int(np.mean([len(j) for j in jpegs]))
     results |= describe_machine()
-    sys.stdout.write(format_table(results) + "\n")
-    write_json(args.json, "web", results)
-    return results
+    return report(results, "web", args.json, format_table)
 
 
 def _wait_healthy(port: int) -> None:

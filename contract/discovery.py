@@ -15,7 +15,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from .homeassistant import config_filter
@@ -32,11 +32,21 @@ def announce(client: Any, messages: dict[str, dict[str, Any]]) -> None:
         client.publish(topic, json.dumps(payload), qos=1, retain=True)
 
 
-async def announced(client: Any, prefix: str, node: str) -> list[str]:
-    """The configuration topics of ``node`` that the broker holds (retained, not empty)."""
+def camera_of(payload: bytes) -> str | None:
+    """The camera a configuration is about: the one whose ``<prefix>/<camera>/status`` makes it available."""
+    try:
+        availability = json.loads(payload)["availability"][0]["topic"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    parts = availability.split("/") if isinstance(availability, str) else []
+    return parts[-2] if len(parts) >= 3 and parts[-1] == "status" else None
+
+
+async def announced(client: Any, prefix: str, node: str) -> dict[str, str | None]:
+    """The configuration topics of ``node`` that the broker holds (retained, not empty), each with its camera."""
     topic_filter = config_filter(prefix, node)
     head, tail = topic_filter.split("+/", 1)[0], "/config"
-    found: list[str] = []
+    found: dict[str, str | None] = {}
     last = time.monotonic()
     previous = client.on_message
     """gmqtt hands the handler back bound to the client (a partial): called without it, restored unbound."""
@@ -46,7 +56,7 @@ async def announced(client: Any, prefix: str, node: str) -> list[str]:
         if topic.startswith(head) and topic.endswith(tail) and f"/{node}/" in topic:
             last = time.monotonic()
             if payload:
-                found.append(topic)
+                found[topic] = camera_of(payload)
             return 0
         return int(previous(topic, payload, qos, properties) or 0)
 
@@ -62,12 +72,19 @@ async def announced(client: Any, prefix: str, node: str) -> list[str]:
     return found
 
 
-async def remove(client: Any, prefix: str, node: str, keep: Iterable[str] = ()) -> list[str]:
-    """Empty every retained configuration of ``node`` outside ``keep``; returns the topics emptied."""
+async def remove(
+    client: Any, prefix: str, node: str, keep: Iterable[str] = (), cameras: Collection[str] | None = None
+) -> list[str]:
+    """Empty every retained configuration of ``node`` outside ``keep``, and with ``cameras`` only those of
+    these cameras (a node other daemons may share); returns the topics emptied."""
     kept = set(keep)
-    stale = [topic for topic in await announced(client, prefix, node) if topic not in kept]
+    stale = [
+        topic
+        for topic, camera in (await announced(client, prefix, node)).items()
+        if topic not in kept and (cameras is None or camera in cameras)
+    ]
     for topic in stale:
         client.publish(topic, b"", qos=1, retain=True)
     if stale:
-        log.info("Home Assistant: removed %d entities no longer configured", len(stale))
+        log.info("Home Assistant: removed %d entities of node %s no longer configured", len(stale), node)
     return stale

@@ -14,8 +14,9 @@ one device per camera with these entities:
 Every entity is available while the camera's retained ``status`` says
 ``online``: the daemon's will sets it ``offline``, so Home Assistant shows
 the entities unavailable whenever the daemon is gone. ``node_id`` names the
-daemon, so that a daemon can find and remove the entities it announced
-earlier (a camera or zone since removed) without touching another daemon's.
+daemon instance (``node_for``), so that a daemon can find and remove the
+entities it announced earlier (a camera or zone since removed) without
+touching another daemon's.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ def safe_id(text: str) -> str:
     return _UNSAFE.sub("_", text)
 
 
-def node_for(host: str) -> str:
-    """The default node id of a daemon: ``detectord_<host>``."""
-    return "detectord_" + safe_id(host)
+def node_for(host: str, camera: str | None = None) -> str:
+    """The default node id of a daemon: ``detectord_<host>_<camera>`` for a single-camera daemon (one
+    ``detector@NAME`` instance per camera on a host), ``detectord_<host>`` for one with ``[[cameras]]``."""
+    return "detectord_" + safe_id(host) + ("" if camera is None else "_" + safe_id(camera))
 
 
 def status_topic(prefix: str) -> str:
@@ -101,63 +103,44 @@ def discovery_messages(
     stats = topics.topic(camera, "stats")
     fps = " + ".join(f"value_json.stages[{stage!r}].fps" for stage in inference_stages)
 
-    def occupancy(key: str, name: str, topic: str) -> tuple[str, str, dict[str, Any]]:
-        return (
-            "binary_sensor",
-            key,
-            _entity(
-                topics, camera, device, origin, key, name,
-                state_topic=topic, device_class="occupancy", payload_on=ON, payload_off=OFF,
-            ),
-        )  # fmt: skip
+    def entity(component: str, key: str, name: str, **settings: Any) -> tuple[str, str, dict[str, Any]]:
+        return component, key, _entity(topics, camera, device, origin, key, name, **settings)
 
-    def count(key: str, name: str, topic: str) -> tuple[str, str, dict[str, Any]]:
-        return (
-            "sensor",
-            key,
-            _entity(
-                topics, camera, device, origin, key, name,
-                state_topic=topic, state_class="measurement", icon="mdi:account-group",
-            ),
-        )  # fmt: skip
-
+    occupancy = {"component": "binary_sensor", "device_class": "occupancy", "payload_on": ON, "payload_off": OFF}
+    count = {"component": "sensor", "state_class": "measurement", "icon": "mdi:account-group"}
+    diagnostic = {"component": "sensor", "state_topic": stats, "entity_category": "diagnostic"}
     entities = [
-        occupancy("person_occupancy", "Person occupancy", topics.topic(camera, "occupancy")),
-        count("person_count", "Person count", topics.topic(camera, "person")),
+        entity(
+            key="person_occupancy", name="Person occupancy", state_topic=topics.topic(camera, "occupancy"), **occupancy
+        ),
+        entity(key="person_count", name="Person count", state_topic=topics.topic(camera, "person"), **count),
+        entity("camera", "person_snapshot", "Person", topic=topics.topic(camera, "snapshot")),
+        entity(
+            key="inference_fps",
+            name="Inference rate",
+            value_template=f"{{{{ ({fps}) | round(2) }}}}",
+            unit_of_measurement="fps",
+            state_class="measurement",
+            icon="mdi:speedometer",
+            **diagnostic,
+        ),
+        entity(
+            key="dropped_frames",
+            name="Dropped frames",
+            value_template="{{ value_json.drops.values() | sum }}",
+            state_class="total_increasing",
+            icon="mdi:image-off",
+            **diagnostic,
+        ),
     ]
-    entities += [
-        (
-            "camera",
-            "person_snapshot",
-            _entity(
-                topics, camera, device, origin, "person_snapshot", "Person", topic=topics.topic(camera, "snapshot")
-            ),
-        ),
-        (
-            "sensor",
-            "inference_fps",
-            _entity(
-                topics, camera, device, origin, "inference_fps", "Inference rate",
-                state_topic=stats, value_template=f"{{{{ ({fps}) | round(2) }}}}", unit_of_measurement="fps",
-                state_class="measurement", entity_category="diagnostic", icon="mdi:speedometer",
-            ),
-        ),
-        (
-            "sensor",
-            "dropped_frames",
-            _entity(
-                topics, camera, device, origin, "dropped_frames", "Dropped frames",
-                state_topic=stats, value_template="{{ value_json.drops.values() | sum }}",
-                state_class="total_increasing", entity_category="diagnostic", icon="mdi:image-off",
-            ),
-        ),
-    ]  # fmt: skip
     for zone in zones:
         key = f"zone_{safe_id(zone)}"
         entities += [
-            occupancy(f"{key}_occupancy", f"{zone} occupancy", topics.topic(camera, "zone_occupancy", zone)),
-            count(f"{key}_person_count", f"{zone} person count", topics.topic(camera, "zone_person", zone)),
-        ]
+            entity(key=f"{key}_occupancy", name=f"{zone} occupancy",
+                   state_topic=topics.topic(camera, "zone_occupancy", zone), **occupancy),
+            entity(key=f"{key}_person_count", name=f"{zone} person count",
+                   state_topic=topics.topic(camera, "zone_person", zone), **count),
+        ]  # fmt: skip
     return {
         f"{prefix}/{component}/{node}/{safe_id(camera)}_{safe_id(key)}/config": payload
         for component, key, payload in entities

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -23,6 +24,11 @@ MAX_JSON_BYTES = 256 * 1024
 MAX_JPEG_BYTES = 8 * 1024 * 1024
 MAX_DETECTIONS = 1000
 MAX_TEXT = 256
+MAX_DEPTH = 32
+"""Deepest nesting of arrays and objects a JSON payload may have (the contract's go 4 deep): deeper ones are
+refused before parsing, whose recursion they would exhaust."""
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 TIMESTAMPS = ("capture", "inference_start", "inference_end", "publish")
 MODEL_KEYS = ("name", "precision", "device")
 PERCENTILES = ("p50_ms", "p90_ms", "p99_ms")
@@ -236,9 +242,23 @@ def _box(value: Any, what: str) -> list[float]:
     return [_number(v, what) for v in value]
 
 
+def _nesting(payload: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest (brackets inside strings do not count)."""
+    if payload.count(b"[") + payload.count(b"{") <= MAX_DEPTH:
+        return 0
+    brackets = _JSON_STRING.sub(b"", payload).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def _json_object(payload: bytes, what: str) -> dict[str, Any]:
     if len(payload) > MAX_JSON_BYTES:
         raise Malformed(f"{what} of {len(payload)} bytes is over the {MAX_JSON_BYTES}-byte limit")
+    if _nesting(payload) > MAX_DEPTH:
+        raise Malformed(f"{what} nests deeper than {MAX_DEPTH} levels")
     try:
         data = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -97,13 +97,16 @@ def parse_event(payload: bytes) -> EventMessage:
     if (end_time is None) != (data["type"] != "end"):
         raise Malformed("end_time is set exactly when the event ends")
     snapshot = data.get("snapshot_frame_id")
+    start_time = _number(data.get("start_time"), "start_time")
+    if end_time is not None and _number(end_time, "end_time") < start_time:
+        raise Malformed("end_time is before start_time")
     return {
         "type": data["type"],
         "id": _text(data.get("id"), "id")[:64],
         "camera": _text(data.get("camera"), "camera"),
         "label": _text(data.get("label"), "label")[:64],
         "track_id": _integer(data.get("track_id"), "track_id"),
-        "start_time": _number(data.get("start_time"), "start_time"),
+        "start_time": start_time,
         "end_time": None if end_time is None else _number(end_time, "end_time"),
         "score": _number(data.get("score"), "score"),
         "top_score": _number(data.get("top_score"), "top_score"),

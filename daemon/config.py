@@ -206,7 +206,8 @@ class MqttConfig(BrokerConfig):
     homeassistant_prefix: str = HA_PREFIX
     """Home Assistant's discovery prefix (its MQTT integration's setting)."""
     homeassistant_node: str = ""
-    """Names this daemon's entities in discovery topics; empty: ``detectord_<host name>``."""
+    """Names this daemon's entities in discovery topics; empty: ``detectord_<host>_<camera>`` for a single
+    camera, ``detectord_<host>`` with ``[[cameras]]``."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -219,10 +220,22 @@ class MqttConfig(BrokerConfig):
         if self.stats_interval_s <= 0:
             raise ConfigError(f"mqtt.stats_interval_s must be positive, got {self.stats_interval_s}")
 
+    def node(self, camera: str | None) -> str:
+        """The discovery node id of the daemon whose single camera is ``camera`` (None: ``[[cameras]]``)."""
+        return self.homeassistant_node or node_for(socket.gethostname(), camera)
+
     @property
-    def node(self) -> str:
-        """The discovery node id of this daemon."""
-        return self.homeassistant_node or node_for(socket.gethostname())
+    def legacy_node(self) -> str:
+        """The node every daemon of a host shared before node ids named the instance: its own cameras'
+        entities are taken from there when it starts."""
+        return node_for(socket.gethostname())
+
+
+def _check_camera_name(name: str) -> None:
+    try:
+        check_name(name, "camera")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -240,10 +253,7 @@ class CameraConfig:
     """Named areas of this camera's picture (``[[cameras.zones]]``)."""
 
     def __post_init__(self) -> None:
-        try:
-            check_name(self.name, "camera")
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        _check_camera_name(self.name)
         if not self.source.uri:
             raise ConfigError("source.uri is not set")
 
@@ -256,10 +266,9 @@ class InferenceConfig:
     """Inference processes (each with its own copy of the model) sharing the cameras' frames."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.batch <= 64:
-            raise ConfigError(f"inference.batch must be between 1 and 64, got {self.batch}")
-        if not 1 <= self.workers <= 8:
-            raise ConfigError(f"inference.workers must be between 1 and 8, got {self.workers}")
+        for key, value, most in (("batch", self.batch, 64), ("workers", self.workers, 8)):
+            if not 1 <= value <= most:
+                raise ConfigError(f"inference.{key} must be between 1 and {most}, got {value}")
 
 
 BOTH_FORMS = (
@@ -291,10 +300,7 @@ class DaemonConfig:
     """The single camera's zones (``[[zones]]``); with ``[[cameras]]`` each camera has its own."""
 
     def __post_init__(self) -> None:
-        try:
-            check_name(self.camera, "camera")
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        _check_camera_name(self.camera)
         if self.cameras:
             if self.source.uri:
                 raise ConfigError(BOTH_FORMS)
@@ -322,6 +328,11 @@ class DaemonConfig:
         if not self.cameras:
             return (CameraConfig(self.camera, source=self.source, zones=self.zones),)
         return tuple(camera for camera in self.cameras if camera.enabled)
+
+    @property
+    def node(self) -> str:
+        """This daemon's Home Assistant node id (``MqttConfig.node``)."""
+        return self.mqtt.node(None if self.cameras else self.camera)
 
     def frame_of(self, camera: CameraConfig) -> FrameConfig:
         return camera.frame or self.frame

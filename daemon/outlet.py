@@ -77,7 +77,7 @@ class Outlet:
         """Home Assistant (re)started: it has forgotten what was announced before it came up."""
         if self.discovery and topic == status_topic(self.mqtt.homeassistant_prefix) and payload == ONLINE.encode():
             log.info("camera %s: Home Assistant is online; announcing the camera again", self.name)
-            ha_discovery.announce(self.link.client, self.discovery)
+            self.announce()
 
     def _send_states(self) -> None:
         """The retained states as they are now: after a (re)connection the broker may hold old ones, or none."""
@@ -91,8 +91,13 @@ class Outlet:
                 send("zone_person", count_payload(self.scene.zone_counts[zone.name]), zone.name)
                 send("zone_occupancy", occupancy_payload(self.scene.zone_occupancy[zone.name].on), zone.name)
         if self.discovery:
-            ha_discovery.announce(self.link.client, self.discovery)
+            self.announce()
             self.link.subscribe(status_topic(self.mqtt.homeassistant_prefix))
+
+    def announce(self) -> None:
+        """The camera's Home Assistant discovery configuration (retained)."""
+        if self.discovery and self.connected:
+            ha_discovery.announce(self.link.client, self.discovery)
 
     def publish(self, result: FrameResult, jpeg: bytes, model: LoadedModel) -> None:
         """The detections JSON, then the JPEG of exactly that frame (``frame_id`` pairs them)."""
@@ -132,8 +137,9 @@ class Outlet:
         try:
             for update in changes.events:
                 if update.snapshot is not None:
-                    send("snapshot", update.snapshot, **frame_properties(update.snapshot_frame_id or 0))
-                send("events", json.dumps(build_event(**update.fields())))
+                    frame_id = update.message["snapshot_frame_id"] or 0
+                    send("snapshot", update.snapshot, **frame_properties(frame_id))
+                send("events", json.dumps(build_event(**update.message)))
             if changes.count is not None:
                 send("person", count_payload(changes.count))
             if changes.occupancy is not None:

@@ -5,8 +5,8 @@ Knows nothing of processes, rings or MQTT: frames in, detections out.
 What this package exports is torch-free, so the processes that never run a
 model (supervisor, capture, publisher) import it freely: the vocabulary
 (``types``, ``errors``, ``schemes``, ``profiles``, ``devices``), the
-detector registry (``registry``: names, option checks, ``load_detector``,
-which imports a backend only when called) and the trackers. The backends
+detector registry (``registry``: names, option checks, ``load``, which
+imports a backend only when called) and the trackers. The backends
 live in their own packages: ``torchvision/`` (the only modules that import
 torch) and ``opencv/``.
 """
@@ -17,7 +17,7 @@ from .devices import check_device_name, resolve_device_name
 from .errors import CalibrationError, ModelOptionError, PrecisionError, WeightsError
 from .main_person import MainPersonTracker
 from .profiles import PROFILES, InferenceProfile, get_profile
-from .registry import DEFAULT_MODEL, DETECTORS, DetectorOptions, check_options, family, load_detector
+from .registry import DEFAULT_MODEL, DETECTORS, DetectorOptions, check_options, family, load
 from .schemes import SCHEMES, Precision
 from .tracking import IouTracker, Track, box_iou
 from .types import PERSON, Detections, FrameDetector, MainPerson, MainPersonConfig, ModelInfo, label_name
@@ -49,6 +49,6 @@ __all__ = [
     "family",
     "get_profile",
     "label_name",
-    "load_detector",
+    "load",
     "resolve_device_name",
 ]

@@ -119,38 +119,10 @@ def check_options(options: DetectorOptions) -> None:
     backend(options.name).check(options)
 
 
-def load_detector(
-    name: str = DEFAULT_MODEL,
-    weights: str = "default",
-    device: str = "auto",
-    profile: str = "default",
-    *,
-    frame_size: tuple[int, int],
-    score_threshold: float | None = None,
-    precision: str = "auto",
-    calibration: Path | None = None,
-    force_precision: bool = False,
-) -> FrameDetector:
-    """The detector ``name`` with these options, for frames of ``frame_size`` (width, height).
-
-    The backend does the work (and the heavy imports); see
-    ``detection/torchvision/models.py load_detector`` for what the options
-    mean to a torchvision detector.
-    """
-    options = DetectorOptions(
-        name=name,
-        weights=weights,
-        device=device,
-        profile=profile,
-        score_threshold=score_threshold,
-        precision=precision,
-        calibration=calibration,
-        force_precision=force_precision,
-    )
-    return load(options, frame_size)
-
-
 def load(options: DetectorOptions, frame_size: tuple[int, int]) -> FrameDetector:
+    """The detector ``options`` name, for frames of ``frame_size`` (width, height); its backend does the work
+    and the heavy imports (see ``detection/torchvision/models.py load_detector`` for what the options mean
+    to a torchvision detector)."""
     detector: FrameDetector = backend(options.name).load(options, frame_size)
     return detector
 

@@ -33,42 +33,11 @@ from .zones import Zone, foot_point, zones_at
 
 @dataclass(frozen=True)
 class EventUpdate:
-    """One message of an event; its fields are the payload's (``detectord.contract.build_event``)."""
+    """One message of an event (``detectord.contract.build_event`` takes its fields), and the snapshot it names
+    when it is the first message to name it: the snapshot goes out first."""
 
-    type: str
-    """``new``, ``update`` or ``end``."""
-    id: str
-    camera: str
-    label: str
-    track_id: int
-    start_time: float
-    end_time: float | None
-    score: float
-    top_score: float
-    box: tuple[float, float, float, float]
-    current_zones: tuple[str, ...]
-    entered_zones: tuple[str, ...]
-    snapshot_frame_id: int | None
+    message: EventMessage
     snapshot: bytes | None = field(default=None, repr=False)
-    """The JPEG of ``snapshot_frame_id`` when this message is the first to name it: it goes out first."""
-
-    def fields(self) -> EventMessage:
-        """The message's fields, without the snapshot's bytes."""
-        return {
-            "type": self.type,
-            "id": self.id,
-            "camera": self.camera,
-            "label": self.label,
-            "track_id": self.track_id,
-            "start_time": self.start_time,
-            "end_time": self.end_time,
-            "score": self.score,
-            "top_score": self.top_score,
-            "box": self.box,
-            "current_zones": self.current_zones,
-            "entered_zones": self.entered_zones,
-            "snapshot_frame_id": self.snapshot_frame_id,
-        }
 
 
 @dataclass
@@ -206,24 +175,22 @@ class Scene:
         if snapshot_id == event.published_snapshot:
             jpeg = None
         event.published_snapshot = snapshot_id
-        changes.events.append(
-            EventUpdate(
-                type=kind,
-                id=event.id,
-                camera=self.camera,
-                label="person",
-                track_id=event.track.track_id,
-                start_time=event.start_time,
-                end_time=end_time,
-                score=event.score,
-                top_score=event.top_score,
-                box=event.box,
-                current_zones=event.zones,
-                entered_zones=tuple(event.entered),
-                snapshot_frame_id=snapshot_id,
-                snapshot=jpeg,
-            )
-        )
+        message: EventMessage = {
+            "type": kind,
+            "id": event.id,
+            "camera": self.camera,
+            "label": "person",
+            "track_id": event.track.track_id,
+            "start_time": event.start_time,
+            "end_time": end_time,
+            "score": event.score,
+            "top_score": event.top_score,
+            "box": event.box,
+            "current_zones": event.zones,
+            "entered_zones": tuple(event.entered),
+            "snapshot_frame_id": snapshot_id,
+        }
+        changes.events.append(EventUpdate(message, jpeg))
         event.sent_at = now
         event.changed = False
 

@@ -7,8 +7,11 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from typing import NoReturn
+
+import psutil
 
 from detectord.contract import BrokerConfig, password_from_environment
 from detectord.contract.broker import DEFAULT_HOST, DEFAULT_PORT
@@ -35,8 +38,35 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--allow-origin", action="append", default=[], metavar="URL", help="another origin allowed to connect"
     )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another name this server is reached by (a reverse proxy's, a DNS name); requests naming "
+        "any other host are refused",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
+
+
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+ANY_ADDRESS = ("0.0.0.0", "::", "")
+
+
+def allowed_hosts(listen: str, extra: list[str]) -> frozenset[str]:
+    """The names requests may give in ``Host``: loopback, the listen address, and where it listens on every
+    address, this machine's names and addresses; plus ``--allow-host``."""
+    names = set(LOOPBACK) | {name.strip().lower() for name in extra} | {listen.lower()}
+    if listen in ANY_ADDRESS:
+        names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+        names |= {
+            address.address.split("%")[0].lower()
+            for addresses in psutil.net_if_addrs().values()
+            for address in addresses
+            if address.family in (socket.AF_INET, socket.AF_INET6)
+        }
+    return frozenset(names - {""})
 
 
 def _broker(args: argparse.Namespace) -> BrokerConfig:
@@ -56,7 +86,8 @@ async def serve(args: argparse.Namespace) -> None:
     token = args.token or os.environ.get("DETECTOR_WEB_TOKEN") or None
     hub = Hub()
     bridge = Bridge(hub, broker)
-    app = make_app(hub, Access(token, frozenset(args.allow_origin)), lambda: bridge.connected)
+    access = Access(token, frozenset(args.allow_origin), allowed_hosts(args.host, args.allow_host))
+    app = make_app(hub, access, lambda: bridge.connected)
     server = app.listen(args.port, address=args.host, xheaders=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,10 +1,15 @@
 """The viewer's HTTP side: the page, the WebSocket, /healthz and /api/cameras, on Tornado.
 
 Handlers get their dependencies through ``initialize``; there is no global
-state. With a token configured, the WebSocket and the API require it (as
-``?token=`` or ``Authorization: Bearer``); the page itself holds no data.
-The WebSocket accepts only pages served from this host (or from origins
-listed with --allow-origin).
+state. Every request must name this server in its ``Host`` header: one of
+the names it is reachable by (the listen address, ``localhost``, the
+loopback addresses, this machine's names and addresses when it listens on
+all of them, and those given with ``--allow-host``); anything else is
+refused with 403, so a page on another site that resolves its own name to
+this address (DNS rebinding) reaches nothing. With a token configured, the
+WebSocket and the API require it (as ``?token=`` or ``Authorization:
+Bearer``); the page itself holds no data. The WebSocket accepts only pages
+served from this host (or from origins listed with --allow-origin).
 """
 
 from __future__ import annotations
@@ -18,18 +23,39 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tornado import web, websocket
+from tornado.log import access_log
 
 from .hub import Client, Hub
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
+LOGGED_URI = 200
+"""Characters of a request's URI the access log keeps: a 10 KB URL is one line, not 10 KB of log."""
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    """Tornado's access log line, with the URI cut to ``LOGGED_URI`` characters."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    request = handler.request
+    uri = request.uri or ""
+    if len(uri) > LOGGED_URI:
+        uri = f"{uri[:LOGGED_URI]}… ({len(uri)} characters)"
+    access_log.log(
+        level, "%d %s %s (%s) %.2fms", status, request.method, uri, request.remote_ip, 1000 * request.request_time()
+    )
 
 
 @dataclass(frozen=True)
 class Access:
     token: str | None = None
     allowed_origins: frozenset[str] = field(default_factory=frozenset)
+    allowed_hosts: frozenset[str] = field(default_factory=frozenset)
+    """Host names (lower case, no port) requests may name; empty: any (tests of the handlers alone)."""
+
+    def host_ok(self, handler: web.RequestHandler) -> bool:
+        return not self.allowed_hosts or host_name(handler.request.host) in self.allowed_hosts
 
     def token_ok(self, handler: web.RequestHandler) -> bool:
         if self.token is None:
@@ -41,11 +67,30 @@ class Access:
         return hmac.compare_digest(given.encode(), self.token.encode())
 
 
+def host_name(host: str) -> str:
+    """The name in a ``Host`` header, without its port: ``[::1]:8080`` → ``::1``, ``Example:80`` → ``example``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def check_host(handler: web.RequestHandler, access: Access) -> None:
+    if not access.host_ok(handler):
+        log.warning(
+            "refused a request for host %r (not a name of this server; see --allow-host)", handler.request.host[:64]
+        )
+        raise web.HTTPError(403, reason="Host not allowed")
+
+
 class _JsonHandler(web.RequestHandler):
     def initialize(self, hub: Hub, access: Access, bridge_connected: Any) -> None:
         self.hub = hub
         self.access = access
         self.bridge_connected = bridge_connected
+
+    def prepare(self) -> None:
+        check_host(self, self.access)
 
     def set_default_headers(self) -> None:
         self.set_header("Cache-Control", "no-store")
@@ -69,6 +114,12 @@ class CamerasHandler(_JsonHandler):
 
 
 class PageHandler(web.RequestHandler):
+    def initialize(self, access: Access) -> None:
+        self.access = access
+
+    def prepare(self) -> None:
+        check_host(self, self.access)
+
     def set_default_headers(self) -> None:
         self.set_header(
             "Content-Security-Policy",
@@ -94,6 +145,7 @@ class ViewerSocket(websocket.WebSocketHandler):
         return urlparse(origin).netloc.lower() == self.request.host.lower()
 
     def prepare(self) -> None:
+        check_host(self, self.access)
         if not self.access.token_ok(self):
             raise web.HTTPError(401)
 
@@ -115,6 +167,13 @@ class ViewerSocket(websocket.WebSocketHandler):
 class StaticHandler(web.StaticFileHandler):
     """The page's files. A path no file can have (a NUL byte) is a bad request, not a server error."""
 
+    def initialize(self, path: str, access: Access) -> None:  # type: ignore[override]
+        super().initialize(path)
+        self.access = access
+
+    def prepare(self) -> None:
+        check_host(self, self.access)
+
     @classmethod
     def get_absolute_path(cls, root: str, path: str) -> str:
         if "\x00" in path:
@@ -126,11 +185,12 @@ def make_app(hub: Hub, access: Access, bridge_connected: Any) -> web.Application
     deps = {"hub": hub, "access": access, "bridge_connected": bridge_connected}
     return web.Application(
         [
-            (r"/", PageHandler),
+            (r"/", PageHandler, {"access": access}),
             (r"/ws", ViewerSocket, {"hub": hub, "access": access}),
             (r"/healthz", HealthHandler, deps),
             (r"/api/cameras", CamerasHandler, deps),
-            (r"/static/(.*)", StaticHandler, {"path": str(STATIC)}),
+            (r"/static/(.*)", StaticHandler, {"path": str(STATIC), "access": access}),
         ],
         websocket_max_message_size=4096,
+        log_function=log_request,
     )

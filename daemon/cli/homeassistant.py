@@ -19,8 +19,11 @@ from detectord.daemon.config import ConfigError, MqttConfig
 CONNECT_TIMEOUT_S = 10.0
 
 
-async def remove_entities(mqtt: MqttConfig) -> list[str]:
-    """The configuration topics emptied; ConfigError (one line) when the broker cannot be reached."""
+async def remove_entities(mqtt: MqttConfig, cameras: list[str] | None) -> list[str]:
+    """Empty the daemon's node: the one of single camera ``cameras[0]``, or of the ``[[cameras]]`` daemon
+    (``cameras`` None); also these cameras' entities under the node every daemon of the host shared before.
+    The configuration topics emptied; ConfigError (one line) when the broker cannot be reached."""
+    node = mqtt.node(None if cameras is None else cameras[0])
     client = make_client(mqtt, f"detectord-remove-{os.getpid()}")
     client.set_config({"reconnect_retries": 0})
     try:
@@ -28,7 +31,9 @@ async def remove_entities(mqtt: MqttConfig) -> list[str]:
     except Exception as exc:  # refused, unreachable, bad credentials, timed out
         raise ConfigError(f"cannot reach the broker at {mqtt.address}: {exc or type(exc).__name__}") from None
     try:
-        removed = await discovery.remove(client, mqtt.homeassistant_prefix, mqtt.node)
+        removed = await discovery.remove(client, mqtt.homeassistant_prefix, node)
+        if cameras is not None and mqtt.legacy_node != node:
+            removed += await discovery.remove(client, mqtt.homeassistant_prefix, mqtt.legacy_node, cameras=cameras)
         await asyncio.sleep(0.2)  # the QoS 1 publications on their way out
     finally:
         with contextlib.suppress(Exception):

@@ -148,6 +148,9 @@ def build(cls: type[T], data: dict[str, Any], where: str = "") -> T:
         known = ", ".join(sorted(fields))
         raise ConfigError(f"unknown setting {key!r} (known{' in ' + where if where else ''}: {known})")
     values = {name: _convert(value, hints[name], f"{where}.{name}" if where else name) for name, value in data.items()}
+    missing = [name for name, f in fields.items() if name not in values and _default(f) is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{where or 'configuration'}: {missing[0]} is not set")
     try:
         return cls(**values)
     except ValueError as exc:  # ConfigError, or a dataclass of detection or contract validating itself

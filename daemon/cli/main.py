@@ -287,9 +287,22 @@ def _run_homeassistant_remove(args: argparse.Namespace) -> int:
         raise ConfigError(f"mqtt: expected a table of settings, got {mqtt!r}")
     _password_from_environment(data, args, None)
     config = configure(MqttConfig, args, MQTT_KEYS, data.get("mqtt", {}), where="mqtt")
-    removed = asyncio.run(remove_entities(config))
-    sys.stdout.write(f"removed {len(removed)} Home Assistant entities of node {config.node} from {config.address}\n")
+    cameras = _cameras_of(data, args)
+    removed = asyncio.run(remove_entities(config, cameras))
+    node = config.node(None if cameras is None else cameras[0])
+    sys.stdout.write(f"removed {len(removed)} Home Assistant entities of node {node} from {config.address}\n")
     return 0
+
+
+def _cameras_of(data: dict[str, Any], args: argparse.Namespace) -> list[str] | None:
+    """The daemon's cameras as its configuration names them: None for ``[[cameras]]`` (whose node is the
+    host's), else the single camera (``--camera``, ``camera``, or ``default``)."""
+    if "cameras" in data:
+        return None
+    camera = args.camera or data.get("camera", "default")
+    if not isinstance(camera, str):
+        raise ConfigError(f"camera: expected a string, got {camera!r}")
+    return [camera]
 
 
 def main(argv: list[str] | None = None) -> int:

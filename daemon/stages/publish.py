@@ -63,6 +63,7 @@ class Publisher:
     ) -> None:
         self.rings = rings
         self.mqtt = mqtt = config.mqtt
+        self.node = config.node
         self.meter = meter
         self.inbox = control.Inbox(supervisor)
         self.model: LoadedModel | None = None
@@ -80,7 +81,7 @@ class Publisher:
             messages = (
                 discovery_messages(
                     prefix=mqtt.homeassistant_prefix,
-                    node=mqtt.node,
+                    node=config.node,
                     topics=mqtt.topics,
                     camera=camera.name,
                     zones=[zone.name for zone in zones],
@@ -139,11 +140,16 @@ class Publisher:
         return refs
 
     async def _remove_stale(self) -> None:
-        """Entities this daemon announced in an earlier run that its configuration no longer has."""
+        """Entities this daemon announced in an earlier run that its configuration no longer has, and its own
+        cameras' entities under the node every daemon of the host shared before (never another's)."""
+        client, prefix = self.outlets[0].link.client, self.mqtt.homeassistant_prefix
         try:
-            await discovery.remove(
-                self.outlets[0].link.client, self.mqtt.homeassistant_prefix, self.mqtt.node, self.announced
-            )
+            await discovery.remove(client, prefix, self.node, self.announced)
+            if self.mqtt.legacy_node != self.node:
+                cameras = [outlet.name for outlet in self.outlets]
+                if await discovery.remove(client, prefix, self.mqtt.legacy_node, self.announced, cameras=cameras):
+                    for outlet in self.outlets:  # Home Assistant kept the old ones' unique ids until now
+                        outlet.announce()
         except Exception as exc:  # the connection broke: the next start tries again
             log.warning("Home Assistant: could not look for stale entities: %s", exc)
 

@@ -61,6 +61,8 @@ def _download_hint(url: str) -> str:
     )
 
 
+SHOWN_KEYS = 3
+"""Keys a message about weights that do not fit names: the count says the rest (a wrong file misses hundreds)."""
 OFFLINE_ENV = "DETECTORD_OFFLINE"
 """Set (to anything) on a machine without internet: nothing tries to download weights."""
 PROBE_TIMEOUT_S = 3.0
@@ -124,11 +126,21 @@ def _from_file(name: str, path: Path, options: dict[str, Any]) -> tuple[nn.Modul
     state = _state_dict_from(path)
     model = _untrained(name, options)
     try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        detail = first[1].strip() if len(first) > 1 else first[0]
-        raise WeightsError(f"{path} does not hold {name} weights: {detail}") from None
+        keys = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # tensors of another shape: torch lists every one of them
+        mismatched = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        detail = mismatched[0] if mismatched else str(exc).strip().splitlines()[0]
+        raise WeightsError(
+            f"{path} does not hold {name} weights: {len(mismatched) or 'some'} tensors of another shape, "
+            f"first {detail[:200]}"
+        ) from None
+    problems = [
+        f"{len(found)} {what} (first: {', '.join(found[:SHOWN_KEYS])})"
+        for what, found in (("keys missing", keys.missing_keys), ("unexpected keys", keys.unexpected_keys))
+        if found
+    ]
+    if problems:
+        raise WeightsError(f"{path} does not hold {name} weights: {'; '.join(problems)}")
     return model, f"file {path}"
 
 

@@ -102,6 +102,17 @@ def test_a_v1_publisher_written_before_main_person_index_is_understood() -> None
     assert main is not None and main["index"] is None, "a box no detection has: shown, but pointing nowhere"
 
 
+def test_a_payload_nested_too_deeply_is_refused_before_it_is_parsed() -> None:
+    """100,000 nested arrays exhausted the parser's recursion: a RecursionError traceback in the viewer."""
+    deep = b'{"v": 1, "stages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(Malformed, match="nests deeper than"):
+        parse_stats(deep)
+    with pytest.raises(Malformed, match="nests deeper than"):
+        parse_detections(b'{"v": 1, "x": ' + b"{" * 40 + b"}" * 40 + b"}")
+    brackets_in_text = _detections(camera="[" * 100)
+    assert parse_detections(json.dumps(brackets_in_text).encode())["camera"] == "[" * 100
+
+
 def test_stats_pass_their_validator_and_anything_else_is_malformed() -> None:
     parsed = parse_stats(json.dumps(_stats()).encode())
     assert parsed["stages"]["inference"]["fps"] == 2.5 and parsed["latency"]["inference"] is None

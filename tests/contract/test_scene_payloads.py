@@ -51,6 +51,7 @@ def test_an_event_reads_back_as_it_was_built() -> None:
         ({"current_zones": ["a b"]}, "zone names"),
         ({"box": [1, 2]}, "box"),
         ({"v": 2}, "version"),
+        ({"type": "end", "end_time": 1764388700.0}, "end_time is before start_time"),
     ],
 )
 def test_a_broken_event_is_refused_with_the_reason(change: dict, reason: str) -> None:

@@ -4,6 +4,7 @@ Mosquitto, a scripted video whose white rectangles the test double reports as pe
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import cv2
 import numpy as np
 
 from detectord.contract import parse_frame, parse_stats
+from detectord.contract.homeassistant import node_for
 from detectord.contract.scene import parse_count, parse_event, parse_occupancy
 
 from ..mqtt import Mosquitto, Received, Subscriber
@@ -50,10 +52,14 @@ def scripted_video(path: Path) -> Path:
     return path
 
 
-def start(tmp_path: Path, port: int, camera: str, zones: str, extra: str = "") -> tuple[subprocess.Popen[bytes], Path]:
+def start(
+    tmp_path: Path, port: int, camera: str, zones: str, extra: str = "", default_node: bool = False
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """The daemon on the scripted video; its Home Assistant node is ``testnode`` unless ``default_node``."""
     config = tmp_path / f"{camera}-{uuid.uuid4().hex[:4]}.toml"
+    node = "" if default_node else 'homeassistant_node = "testnode"\n'
     config.write_text(
-        f'camera = "{camera}"\n[mqtt]\nport = {port}\nstats_interval_s = 1.0\nhomeassistant_node = "testnode"\n'
+        f'camera = "{camera}"\n[mqtt]\nport = {port}\nstats_interval_s = 1.0\n{node}'
         "[events]\nmin_frames = 3\nend_after_s = 0.8\nupdate_interval_s = 0.2\n"
         "[events.occupancy]\nmin_frames = 2\nwindow = 3\noff_after_s = 0.8\n"
         f"[events.snapshot]\ndraw_box = false\n{extra}{zones}"
@@ -215,3 +221,48 @@ def test_removing_entities_from_a_broker_that_is_not_there_says_so_in_one_line(t
     )  # fmt: skip
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "cannot reach the broker at 127.0.0.1:9" in done.stderr
+
+
+def test_two_daemons_on_one_host_keep_each_others_home_assistant_entities(
+    tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
+) -> None:
+    """Two single-camera daemons (``detector@x1``, ``detector@x2``) once shared the node ``detectord_<host>``,
+    and the second one's stale-entity removal emptied the first one's configurations."""
+    scripted_video(tmp_path / "script.mp4")
+    x1, x2 = (f"x{uuid.uuid4().hex[:6]}" for _ in range(2))
+    host = socket.gethostname()
+    legacy = node_for(host)
+
+    def configs(node: str, camera: str) -> dict[str, bytes]:
+        prefix = f"/{node}/{camera}_"
+        return {m.topic: m.payload for m in subscriber.on("/config") if prefix in m.topic}
+
+    first, first_log = start(tmp_path, broker.port, x1, "", default_node=True)
+    second = None
+    try:
+        assert subscriber.wait_for(lambda: len(configs(node_for(host, x1), x1)) == 5, 60), first_log.read_text()
+        for camera in (x1, x2):  # what each daemon announced before node ids named the instance
+            config = {"name": "Person count", "availability": [{"topic": f"detector/{camera}/status"}]}
+            subscriber.publish(f"homeassistant/sensor/{legacy}/{camera}_person_count/config", json.dumps(config), True)
+        assert subscriber.wait_for(lambda: len(configs(legacy, x1)) == len(configs(legacy, x2)) == 1, 10)
+        second, second_log = start(tmp_path, broker.port, x2, "", default_node=True)
+        assert subscriber.wait_for(lambda: list(configs(legacy, x2).values()) == [b""], 60), (
+            f"the second daemon takes its own camera's old entity away\n{second_log.read_text()}"
+        )
+        assert subscriber.wait_for(lambda: len(configs(node_for(host, x2), x2)) == 5, 30), second_log.read_text()
+        assert all(configs(node_for(host, x1), x1).values()), "the first daemon's entities are still announced"
+        assert all(configs(legacy, x1).values()), "another camera's entity is not the second daemon's to remove"
+    finally:
+        if second is not None:
+            assert stop_group(second) == 0, second_log.read_text()
+        assert stop_group(first) == 0, first_log.read_text()
+
+    done = subprocess.run(
+        [sys.executable, "-m", "detectord.daemon", "--mqtt-port", str(broker.port), "--camera", x2,
+         "homeassistant-remove"],
+        check=False, capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"removed 5 Home Assistant entities of node {node_for(host, x2)} from")
+    assert subscriber.wait_for(lambda: not any(configs(node_for(host, x2), x2).values()), 10)
+    assert all(configs(node_for(host, x1), x1).values()) and all(configs(legacy, x1).values())

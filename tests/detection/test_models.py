@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.error
 from pathlib import Path
 
@@ -11,10 +12,10 @@ import torch
 from torchvision.models import get_model, get_model_weights
 from torchvision.models._api import WeightsEnum
 
-from detectord.detection import DETECTORS, PROFILES, WeightsError, load_detector
+from detectord.detection import DETECTORS, PROFILES, WeightsError
 from detectord.detection.registry import TORCHVISION
 from detectord.detection.torchvision.detector import frames_to_batch
-from detectord.detection.torchvision.models import build_model, resolve_device
+from detectord.detection.torchvision.models import build_model, load_detector, resolve_device
 
 
 @pytest.mark.parametrize("name", sorted(name for name, family in DETECTORS.items() if family.backend == TORCHVISION))
@@ -56,8 +57,23 @@ def test_weights_of_another_model_are_refused_clearly(tmp_path: Path) -> None:
     model, _ = build_model("ssdlite320_mobilenet_v3_large", "random")
     path = tmp_path / "ssd.pth"
     torch.save(model.state_dict(), path)
-    with pytest.raises(WeightsError, match="does not hold fasterrcnn_mobilenet_v3_large_320_fpn weights"):
+    with pytest.raises(WeightsError, match="does not hold fasterrcnn_mobilenet_v3_large_320_fpn weights") as raised:
         build_model("fasterrcnn_mobilenet_v3_large_320_fpn", str(path))
+    message = str(raised.value)
+    assert len(message) < 600 and "\n" not in message, f"one short line, not every key: {len(message)} characters"
+    assert re.search(r"\d+ keys missing \(first: ", message) and re.search(r"\d+ unexpected keys \(first: ", message)
+
+
+def test_weights_whose_tensors_have_other_shapes_are_refused_in_one_line(tmp_path: Path) -> None:
+    model, _ = build_model("fasterrcnn_mobilenet_v3_large_320_fpn", "random")
+    state = model.state_dict()
+    for key in [k for k in state if k.endswith(".weight")][:50]:
+        state[key] = torch.zeros(1)
+    path = tmp_path / "reshaped.pth"
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match=r"50 tensors of another shape, first size mismatch") as raised:
+        build_model("fasterrcnn_mobilenet_v3_large_320_fpn", str(path))
+    assert len(str(raised.value)) < 600
 
 
 def test_a_file_that_is_not_weights_is_refused_clearly(tmp_path: Path) -> None:

@@ -13,13 +13,13 @@ from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from bench.synthetic_clip import write_clip
-from detectord.detection import CalibrationError, Precision, PrecisionError, load_detector
+from detectord.detection import CalibrationError, Precision, PrecisionError
 from detectord.detection.auto import DeviceFeatures, choose_precision
 from detectord.detection.devices import cpu_description
 from detectord.detection.torchvision import precision as precision_module
 from detectord.detection.torchvision.detector import Detector, frames_to_batch
 from detectord.detection.torchvision.fusion import fold_norms
-from detectord.detection.torchvision.models import calibrate_detector
+from detectord.detection.torchvision.models import calibrate_detector, load_detector
 from detectord.detection.torchvision.precision import Bfloat16Backbone
 from detectord.detection.torchvision.quantization import read_calibration, save_calibration
 

@@ -51,13 +51,17 @@ def test_a_person_crossing_into_a_zone_makes_new_then_update_with_the_zone_then_
     s = scene()
     script = [people(walker(20 + 10 * i)) for i in range(30)] + [people()] * 15
     updates = events_of(play(s, script))
-    assert updates[0].type == "new" and updates[-1].type == "end"
-    assert {u.id for u in updates} == {updates[0].id}
-    assert updates[0].entered_zones == ()
-    entering = next(u for u in updates if u.entered_zones)
-    assert entering.type == "update" and entering.current_zones == ("door",) and entering.entered_zones == ("door",)
-    assert updates[-1].end_time == pytest.approx(29 / FPS)
-    assert updates[-1].start_time == pytest.approx(0.0)
+    assert updates[0].message["type"] == "new" and updates[-1].message["type"] == "end"
+    assert {u.message["id"] for u in updates} == {updates[0].message["id"]}
+    assert updates[0].message["entered_zones"] == ()
+    entering = next(u for u in updates if u.message["entered_zones"])
+    assert (
+        entering.message["type"] == "update"
+        and entering.message["current_zones"] == ("door",)
+        and entering.message["entered_zones"] == ("door",)
+    )
+    assert updates[-1].message["end_time"] == pytest.approx(29 / FPS)
+    assert updates[-1].message["start_time"] == pytest.approx(0.0)
 
 
 def test_new_waits_for_min_frames_and_a_one_frame_flicker_makes_no_event() -> None:
@@ -68,7 +72,7 @@ def test_new_waits_for_min_frames_and_a_one_frame_flicker_makes_no_event() -> No
     assert all(change.count is None for change in changes)
     s = scene(min_frames=3)
     updates = events_of(play(s, [people(walker(100))] * 3))
-    assert [u.type for u in updates] == ["new"]
+    assert [u.message["type"] for u in updates] == ["new"]
 
 
 def test_two_people_at_once_are_two_events_with_two_ids_and_a_count_of_two() -> None:
@@ -76,9 +80,13 @@ def test_two_people_at_once_are_two_events_with_two_ids_and_a_count_of_two() -> 
     script = [people(walker(20), walker(300)) for _ in range(10)] + [people()] * 15
     changes = play(s, script)
     updates = events_of(changes)
-    news = [u for u in updates if u.type == "new"]
-    ends = [u for u in updates if u.type == "end"]
-    assert len(news) == 2 and len({u.id for u in news}) == 2 and {u.id for u in ends} == {u.id for u in news}
+    news = [u for u in updates if u.message["type"] == "new"]
+    ends = [u for u in updates if u.message["type"] == "end"]
+    assert (
+        len(news) == 2
+        and len({u.message["id"] for u in news}) == 2
+        and {u.message["id"] for u in ends} == {u.message["id"] for u in news}
+    )
     assert [c.count for c in changes if c.count is not None] == [2, 0]
     zone_counts = [c.zone_counts["door"] for c in changes if "door" in c.zone_counts]
     assert zone_counts == [1, 0]
@@ -88,19 +96,19 @@ def test_a_person_lost_for_less_than_the_gap_continues_the_same_event() -> None:
     s = scene(end_after_s=1.0)
     script = [people(walker(100))] * 5 + [people()] * 8 + [people(walker(104))] * 5 + [people()] * 15
     updates = events_of(play(s, script))
-    assert [u.type for u in updates if u.type != "update"] == ["new", "end"]
-    assert len({u.id for u in updates}) == 1
+    assert [u.message["type"] for u in updates if u.message["type"] != "update"] == ["new", "end"]
+    assert len({u.message["id"] for u in updates}) == 1
     s = scene(end_after_s=0.5)
     updates = events_of(play(s, script))
-    assert [u.type for u in updates if u.type != "update"] == ["new", "end", "new", "end"]
-    assert len({u.id for u in updates}) == 2
+    assert [u.message["type"] for u in updates if u.message["type"] != "update"] == ["new", "end", "new", "end"]
+    assert len({u.message["id"] for u in updates}) == 2
 
 
 def test_updates_are_rate_limited() -> None:
     s = scene(update_interval_s=1.0)
     rising = [people(walker(20 + 10 * i), score=0.5 + 0.01 * i) for i in range(30)]
     updates = events_of(play(s, rising))
-    times = [u for u in updates if u.type == "update"]
+    times = [u for u in updates if u.message["type"] == "update"]
     assert 1 <= len(times) <= 3
 
 
@@ -129,8 +137,10 @@ def test_the_snapshot_is_the_best_frame_with_the_person_inside_and_decodes_to_th
     script = [people(box, score=score) for box, score in zip(boxes, scores, strict=True)] + [people()] * 15
     updates = events_of(play(s, script))
     end = updates[-1]
-    assert end.type == "end" and end.snapshot_frame_id == 3, "the 0.95 box touches the border: not the best"
-    named = [u.snapshot for u in updates if u.snapshot is not None and u.snapshot_frame_id == 3]
+    assert end.message["type"] == "end" and end.message["snapshot_frame_id"] == 3, (
+        "the 0.95 box touches the border: not the best"
+    )
+    named = [u.snapshot for u in updates if u.snapshot is not None and u.message["snapshot_frame_id"] == 3]
     assert len(named) == 1
     decoded = cv2.imdecode(np.frombuffer(named[0], np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape == frame(3).shape
@@ -150,7 +160,7 @@ def test_close_ends_every_event_going_on() -> None:
     s = scene()
     play(s, [people(walker(20), walker(300))] * 4)
     closing = s.close()
-    assert [u.type for u in closing.events] == ["end", "end"] and closing.count == 0
+    assert [u.message["type"] for u in closing.events] == ["end", "end"] and closing.count == 0
 
 
 def test_zones_take_pixels_or_fractions_and_refuse_points_outside_the_frame() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from multiprocessing.context import BaseContext
 from typing import Self
 
-from detectord.ipc import Field, FrameRing, Ring, RingHandle, RingMode, SlotLayout, SlotRef
+from detectord.ipc import Field, FrameRing, Ring, RingHandle, RingMode, RingWriter, SlotLayout, SlotRef
 
 SHAPE = (240, 427, 3)
 
@@ -19,6 +19,14 @@ RECORDS = SlotLayout("records", (Field("frame_id", "<i8"), Field("values", "<f4"
 def frame_ring(instance: str, **kwargs: object) -> FrameRing:
     kwargs.setdefault("shape", SHAPE)
     return FrameRing.create(instance, **kwargs)  # type: ignore[arg-type]
+
+
+def publish_frames(writer: RingWriter, frame_ids: range, timeout: float = 0) -> None:
+    """Publish one (blank) frame per id, each into a slot that must be free within ``timeout``."""
+    for frame_id in frame_ids:
+        slot = writer.claim(timeout=timeout)
+        assert slot is not None, f"no free slot for frame {frame_id}"
+        writer.publish(slot, frame_id=frame_id)
 
 
 def attach_frames(handle: RingHandle, shape: tuple[int, int, int] = SHAPE) -> FrameRing:

@@ -27,7 +27,7 @@ from detectord.ipc.header import read_header
 from detectord.ipc.segment import attach
 
 from . import workers
-from .rings import RecordRing, frame_ring
+from .rings import RecordRing, frame_ring, publish_frames
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -71,13 +71,10 @@ def test_lossless_batches_are_consecutive_and_full_until_the_end(ctx: SpawnConte
     out = ctx.Queue()
     with frame_ring(instance, slots=8, readers=1, mode="lossless") as ring:
         writer = ring.writer()
-        for frame_id in range(11):
-            slot = writer.claim(timeout=1)
-            assert slot is not None
-            writer.publish(slot, frame_id=frame_id)
-            if frame_id == 7:
-                reader_proc = _run(ctx, workers.collect, ring.handle, 0, out, 4, 0.0)
-                time.sleep(0.2)
+        publish_frames(writer, range(8), timeout=1)
+        reader_proc = _run(ctx, workers.collect, ring.handle, 0, out, 4, 0.0)
+        time.sleep(0.2)
+        publish_frames(writer, range(8, 11), timeout=1)
         writer.finish()
         report = out.get(timeout=30)
         _join_all([reader_proc])
@@ -110,10 +107,7 @@ def test_latest_counts_every_frame_a_slow_reader_never_saw(ctx: SpawnContext, in
 def test_latest_returns_the_newest_consecutive_frames_as_a_batch(instance: str) -> None:
     with frame_ring(instance, slots=6, readers=1, mode="latest") as ring:
         writer, reader = ring.writer(), ring.reader(0)
-        for frame_id in range(10):
-            slot = writer.claim()
-            assert slot is not None
-            writer.publish(slot, frame_id=frame_id)
+        publish_frames(writer, range(10))
         refs = reader.read(3, timeout=0)
         assert [r.frame_id for r in refs] == [7, 8, 9]
         assert ring.stats().readers[0].dropped == 7
@@ -387,10 +381,7 @@ def test_a_handed_over_frame_stays_pinned_until_the_downstream_reader_releases_i
 def test_lossless_producer_waits_for_the_reader_frames_are_handed_to(instance: str) -> None:
     with frame_ring(instance, slots=2, readers=2, mode="lossless") as ring:
         writer, inference, downstream = ring.writer(), ring.reader(0), ring.reader(1)
-        for frame_id in range(2):
-            slot = writer.claim(timeout=0)
-            assert slot is not None
-            writer.publish(slot, frame_id=frame_id)
+        publish_frames(writer, range(2))
         refs = inference.read(2, timeout=0)
         inference.hand_over(refs, to=1)
         assert writer.claim(timeout=0) is None
@@ -417,10 +408,7 @@ def test_a_dead_readers_pins_are_released_for_its_replacement(ctx: SpawnContext,
     out = ctx.Queue()
     with frame_ring(instance, slots=2, readers=1, mode="lossless") as ring:
         writer = ring.writer()
-        for frame_id in range(2):
-            slot = writer.claim(timeout=0)
-            assert slot is not None
-            writer.publish(slot, frame_id=frame_id)
+        publish_frames(writer, range(2))
         holder = _run(ctx, workers.hold_and_die, ring.handle, 0, out)
         assert out.get(timeout=30) == "holding"
         holder.join(30)

@@ -69,12 +69,12 @@ class Messages:
         ]
 
     def wait(self, condition: Any, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Whether ``condition()`` came true within ``timeout`` seconds (asked every half second)."""
+        for _ in range(max(1, round(timeout / 0.5))):
             if condition():
                 return True
             time.sleep(0.5)
-        return False
+        return bool(condition())
 
     def close(self) -> None:
         self.process.terminate()

@@ -124,6 +124,15 @@ def test_a_nul_byte_in_a_static_path_is_a_bad_request_without_a_traceback(viewer
     assert "Traceback" not in viewer.log.read_text()
 
 
+def test_the_access_log_keeps_a_long_url_to_one_short_line(viewer: Viewer, mqtt: Subscriber) -> None:
+    assert viewer.get("/static/" + "a" * 10_000)[0] == 404
+    mqtt.publish("detector/front/stats", b'{"v": 1, "stages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    assert _wait(lambda: "nests deeper than" in viewer.log.read_text(), 10), viewer.log.read_text()
+    log = viewer.log.read_text()
+    assert "(10008 characters)" in log and max(len(line) for line in log.splitlines()) < 1000
+    assert "Traceback" not in log and "RecursionError" not in log
+
+
 def test_healthz_and_api_cameras_are_json(viewer: Viewer, mqtt: Subscriber) -> None:
     mqtt.publish("detector/front/status", "online", retain=True)
     mqtt.publish("detector/front/stats", json.dumps(stats(inference_fps=3.5)), retain=True)
@@ -230,6 +239,34 @@ def test_a_foreign_origin_and_a_missing_token_are_refused(tmp_path: Path, broker
         assert viewer.get("/api/cameras")[0] == 401
         assert viewer.get("/api/cameras", {"Authorization": "Bearer s3cret"})[0] == 200
         assert viewer.get("/healthz")[0] == 200
+    finally:
+        viewer.process.terminate()
+        viewer.process.wait(10)
+
+
+def test_a_request_naming_another_host_is_refused_however_it_came(tmp_path: Path, broker: Mosquitto) -> None:
+    """DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 sends ``Host: evil.example``,
+    and with no token the viewer answered it and opened its WebSocket to it."""
+    viewer = start_viewer(tmp_path, broker, "--allow-host", "cam.example")
+    try:
+
+        async def websocket_status(host: str) -> int:
+            headers = {"Host": host, "Origin": f"http://{host}"}
+            try:
+                connection = await websocket_connect(HTTPRequest(f"ws://127.0.0.1:{viewer.port}/ws", headers=headers))
+            except HTTPClientError as exc:
+                return exc.code
+            connection.close()
+            return 101
+
+        for path in ("/", "/api/cameras", "/healthz", "/static/viewer.js"):
+            assert viewer.get(path, {"Host": f"evil.example:{viewer.port}"})[0] == 403, path
+            assert viewer.get(path)[0] == 200, path
+        assert viewer.get("/api/cameras", {"Host": f"localhost:{viewer.port}"})[0] == 200
+        assert viewer.get("/api/cameras", {"Host": "cam.example"})[0] == 200, "--allow-host names another"
+        assert asyncio.run(websocket_status(f"evil.example:{viewer.port}")) == 403
+        assert asyncio.run(websocket_status(f"127.0.0.1:{viewer.port}")) == 101
+        assert "refused a request for host 'evil.example" in viewer.log.read_text()
     finally:
         viewer.process.terminate()
         viewer.process.wait(10)
