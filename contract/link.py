@@ -25,7 +25,7 @@ from typing import Any
 
 import gmqtt
 
-from .broker import BrokerConfig, connect_with_backoff, make_client
+from .broker import BrokerConfig, cancel_reconnection, connect_with_backoff, make_client
 from .payloads import OFFLINE, ONLINE
 from .topics import KINDS
 
@@ -117,8 +117,8 @@ class CameraLink:
         return 0
 
     def _disconnected(self, client: Any, packet: Any, exc: Exception | None = None) -> None:
-        if self.stopping or self.taken_over:
-            return
+        if self.stopping or self.taken_over or not self._connected_at:
+            return  # a first connection that failed: connect_with_backoff says why
         lived = time.monotonic() - self._connected_at
         self._short_lived = self._short_lived + 1 if self._connected_at and lived < SHORT_LIVED_S else 0
         reason = packet[:1] if isinstance(packet, bytes | bytearray) else b""
@@ -138,20 +138,9 @@ class CameraLink:
         log.warning("camera %s: lost the broker at %s; reconnecting", self.camera, self.config.address)
 
     async def _give_up(self) -> None:
-        """Stop for good: cancel the reconnection gmqtt scheduled before telling us, then disconnect.
-
-        gmqtt creates that task just before it calls ``on_disconnect`` and
-        offers no handle to it (``stop_reconnect`` still allows one attempt):
-        it is found by its coroutine, ``Client.reconnect`` of this client. A
-        reconnection that went ahead would take the session back from the
-        other client, which would then give up in turn.
-        """
-        for task in asyncio.all_tasks():
-            coro = task.get_coro()
-            frame = getattr(coro, "cr_frame", None)
-            name = getattr(coro, "__qualname__", "")
-            if frame is not None and name.endswith(".reconnect") and frame.f_locals.get("self") is self.client:
-                task.cancel()
+        """Stop for good: a reconnection that went ahead would take the session back from the other client,
+        which would then give up in turn."""
+        cancel_reconnection(self.client)
         with contextlib.suppress(Exception):  # the broker has closed the connection already
             await self.client.disconnect()
 

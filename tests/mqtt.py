@@ -6,6 +6,8 @@ Nothing here contacts an address outside 127.0.0.0/8.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +37,8 @@ class Subscriber:
     port: int
     topic: str = "#"
     messages: list[Received] = field(default_factory=list)
+    tls: ssl.SSLContext | bool = False
+    credentials: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -51,7 +55,9 @@ class Subscriber:
         self._client.on_message = self._on_message
         self._client.on_connect = lambda client, *_: client.subscribe(self.topic, qos=1)
         self._client.on_subscribe = lambda *_: self._ready.set()
-        self._loop.run_until_complete(self._client.connect("127.0.0.1", self.port))
+        if self.credentials is not None:
+            self._client.set_auth_credentials(*self.credentials)
+        self._loop.run_until_complete(self._client.connect("127.0.0.1", self.port, ssl=self.tls))
         self._loop.run_forever()
 
     def _on_message(self, client: gmqtt.Client, topic: str, payload: bytes, qos: int, properties: dict) -> int:
@@ -81,7 +87,8 @@ class Subscriber:
 
     def close(self) -> None:
         async def stop() -> None:
-            await self._client.disconnect()
+            with contextlib.suppress(ssl.SSLError):  # a TLS close while the broker is still sending
+                await self._client.disconnect()
 
         asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)

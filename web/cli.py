@@ -9,12 +9,14 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 import psutil
 
 from detectord.contract import BrokerConfig, password_from_environment
 from detectord.contract.broker import DEFAULT_HOST, DEFAULT_PORT
+from detectord.contract.link import quiet_cancellations
 from detectord.contract.topics import DEFAULT_PREFIX
 
 from .bridge import Bridge
@@ -32,7 +34,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mqtt-port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--mqtt-username")
     parser.add_argument("--mqtt-password", help="prefer the environment: DETECTORD_MQTT_PASSWORD")
-    parser.add_argument("--mqtt-tls", action="store_true")
+    parser.add_argument("--mqtt-tls", action="store_true", help="connect with TLS")
+    parser.add_argument("--mqtt-tls-ca", type=Path, metavar="PEM", help="trust this CA (a private CA's certificate)")
+    parser.add_argument("--mqtt-tls-cert", type=Path, metavar="PEM", help="client certificate, if the broker asks")
+    parser.add_argument("--mqtt-tls-key", type=Path, metavar="PEM", help="its private key")
     parser.add_argument("--topic-prefix", default=DEFAULT_PREFIX)
     parser.add_argument("--token", help="require this token (?token=…); prefer DETECTOR_WEB_TOKEN")
     parser.add_argument(
@@ -77,6 +82,9 @@ def _broker(args: argparse.Namespace) -> BrokerConfig:
         username=args.mqtt_username,
         password=password if args.mqtt_username else None,
         tls=args.mqtt_tls,
+        tls_ca=args.mqtt_tls_ca,
+        tls_cert=args.mqtt_tls_cert,
+        tls_key=args.mqtt_tls_key,
         topic_prefix=args.topic_prefix,
     )
 
@@ -91,6 +99,7 @@ async def serve(args: argparse.Namespace) -> None:
     server = app.listen(args.port, address=args.host, xheaders=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(quiet_cancellations)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     connecting = asyncio.create_task(bridge.run())

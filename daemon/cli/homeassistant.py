@@ -16,8 +16,6 @@ import os
 from detectord.contract import connect_once, discovery, make_client
 from detectord.daemon.config import ConfigError, MqttConfig
 
-CONNECT_TIMEOUT_S = 10.0
-
 
 async def remove_entities(mqtt: MqttConfig, cameras: list[str] | None) -> list[str]:
     """Empty the daemon's node: the one of single camera ``cameras[0]``, or of the ``[[cameras]]`` daemon
@@ -27,9 +25,9 @@ async def remove_entities(mqtt: MqttConfig, cameras: list[str] | None) -> list[s
     client = make_client(mqtt, f"detectord-remove-{os.getpid()}")
     client.set_config({"reconnect_retries": 0})
     try:
-        await connect_once(client, mqtt, CONNECT_TIMEOUT_S)
-    except Exception as exc:  # refused, unreachable, bad credentials, timed out
-        raise ConfigError(f"cannot reach the broker at {mqtt.address}: {exc or type(exc).__name__}") from None
+        await connect_once(client, mqtt)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         removed = await discovery.remove(client, mqtt.homeassistant_prefix, node)
         if cameras is not None and mqtt.legacy_node != node:

@@ -66,6 +66,9 @@ LIVE_KEYS = {
     "mqtt_username": "mqtt.username",
     "mqtt_password": "mqtt.password",
     "mqtt_tls": "mqtt.tls",
+    "mqtt_tls_ca": "mqtt.tls_ca",
+    "mqtt_tls_cert": "mqtt.tls_cert",
+    "mqtt_tls_key": "mqtt.tls_key",
     "topic_prefix": "mqtt.topic_prefix",
     **MODEL_KEYS,
 }

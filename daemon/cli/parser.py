@@ -47,6 +47,13 @@ def frame_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def add_tls_files(group: argparse._ArgumentGroup) -> None:
+    """The TLS files of a broker connection (the viewer's command line has them too)."""
+    group.add_argument("--mqtt-tls-ca", type=Path, metavar="PEM", help="trust this CA (a private CA's certificate)")
+    group.add_argument("--mqtt-tls-cert", type=Path, metavar="PEM", help="client certificate, if the broker asks")
+    group.add_argument("--mqtt-tls-key", type=Path, metavar="PEM", help="its private key")
+
+
 def _add_model_options(parser: argparse.ArgumentParser, runtime: bool = True) -> None:
     """Options naming a model; ``runtime`` adds how it runs (device, precision, thresholds)."""
     group = parser.add_argument_group("model")
@@ -95,6 +102,7 @@ def _add_live_options(parser: argparse.ArgumentParser) -> None:
     mqtt.add_argument("--mqtt-username")
     mqtt.add_argument("--mqtt-password", help="prefer the environment: DETECTORD_MQTT_PASSWORD")
     mqtt.add_argument("--mqtt-tls", action="store_const", const=True, help="connect with TLS")
+    add_tls_files(mqtt)
     mqtt.add_argument("--topic-prefix", help="topic prefix (detector)")
     _add_model_options(parser)
 
