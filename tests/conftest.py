@@ -25,3 +25,14 @@ def subscriber(broker: Mosquitto) -> Iterator[Subscriber]:
     sub = Subscriber(broker.port)
     yield sub
     sub.close()
+
+
+BENCH = Path(__file__).resolve().parent / "bench"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tier, beside the tests marked one by one: every benchmark's smoke run and every test that drives
+    a real browser (``pytest -m "not slow"`` is the quick tier)."""
+    for item in items:
+        if Path(str(item.path)).is_relative_to(BENCH) or "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

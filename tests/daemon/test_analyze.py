@@ -168,6 +168,7 @@ def test_max_frames_analyses_only_the_first_frames(clip: SyntheticVideo, tmp_pat
     assert [line["frame"] for line in _lines(out)] == list(range(7))
 
 
+@pytest.mark.slow
 def test_calibrate_then_analyze_with_int8_static_from_the_command_line(tmp_path: Path) -> None:
     """The calibration is its own command; its artifact is what --precision int8-static loads."""
     clip = write_video(tmp_path / "clip.mp4", frames=6)

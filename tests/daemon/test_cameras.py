@@ -210,6 +210,7 @@ def test_sigkill_of_the_daemon_turns_every_camera_offline(
     assert again.segments() == []
 
 
+@pytest.mark.slow
 def test_two_daemons_on_one_broker_and_one_viewer_that_shows_both(
     tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
 ) -> None:

@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from detectord.daemon.cli.mosquitto import free_port
 
 from ..mqtt import Mosquitto, Subscriber
@@ -29,6 +31,7 @@ def _cameras(port: int) -> dict:
         return {}
 
 
+@pytest.mark.slow
 def test_demo_on_a_video_file_serves_live_frames_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     clip = write_video(tmp_path / "clip.mp4", frames=20)
     port = free_port()

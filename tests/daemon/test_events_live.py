@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from detectord.contract import parse_frame, parse_stats
 from detectord.contract.homeassistant import node_for
@@ -81,6 +82,7 @@ def frame_id_of(message: Received) -> int:
     return parse_frame(message.payload, message.properties)[0]
 
 
+@pytest.mark.slow
 def test_a_scripted_scene_makes_the_documented_events_counts_occupancy_and_snapshots(
     tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
 ) -> None:
@@ -223,6 +225,7 @@ def test_removing_entities_from_a_broker_that_is_not_there_says_so_in_one_line(t
     assert "cannot reach the broker at 127.0.0.1:9" in done.stderr
 
 
+@pytest.mark.slow
 def test_two_daemons_on_one_host_keep_each_others_home_assistant_entities(
     tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
 ) -> None:

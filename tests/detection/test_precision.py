@@ -161,6 +161,7 @@ def test_int8_static_needs_a_calibration_and_only_it_takes_one(calibration: Path
         load_detector(weights="random", device="cpu", frame_size=(427, 240), precision="fp32", calibration=calibration)
 
 
+@pytest.mark.slow
 def test_the_calibration_artifact_reloads_to_the_same_model_and_records_its_provenance(
     frames: list[np.ndarray], calibration: Path
 ) -> None:

@@ -174,6 +174,7 @@ def container() -> Iterator[Container]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_the_installed_units_under_a_real_systemd(container: Container, tmp_path: Path) -> None:
     video = write_video(tmp_path / "clip.mp4", frames=40)
     container.prepare(video.path)
