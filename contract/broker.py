@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import ssl
+import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,16 +111,17 @@ class BrokerConfig:
         return f"{self.host}:{self.port}"
 
 
-def make_client(config: BrokerConfig, client_id: str, will: Any = None) -> Any:
+def make_client(config: BrokerConfig, client_id: str, will: Any = None, storage: Any = None) -> Any:
     """A gmqtt client called ``client_id`` that reconnects by itself forever once it has connected.
 
     The caller chooses the id (``config.client_id`` or a default of its own): one process may hold
-    several connections, each of which needs its own. ``will`` is a ``gmqtt.Message``. gmqtt is
+    several connections, each of which needs its own. ``will`` is a ``gmqtt.Message``; ``storage``
+    gmqtt's store of unacknowledged QoS 1 publications (``link.py`` keeps what it would drop). gmqtt is
     imported here, not with the package: the event logic uses the contract's vocabulary without it.
     """
     import gmqtt
 
-    client = gmqtt.Client(client_id, will_message=will)
+    client = gmqtt.Client(client_id, will_message=will, persistent_storage=storage)
     client.set_config({"reconnect_retries": -1, "reconnect_delay": RECONNECT_DELAY_S})
     if config.username is not None:
         client.set_auth_credentials(config.username, config.password)
@@ -234,3 +238,59 @@ async def connect_with_backoff(client: Any, config: BrokerConfig, stopping: Call
             await asyncio.sleep(delay)
             delay = min(2 * delay, CONNECT_BACKOFF_MAX_S)
     return False
+
+
+RETAINED_QUIET_S = 0.5
+"""Retained messages arrive right after the subscription; this long without one, all have come."""
+RETAINED_LONGEST_S = 5.0
+
+
+def matches(topic_filter: str, topic: str) -> bool:
+    """Whether ``topic`` falls under an MQTT ``topic_filter`` (``+``: one level, a final ``#``: the rest)."""
+    levels, wanted = topic.split("/"), topic_filter.split("/")
+    for i, level in enumerate(wanted):
+        if level == "#":
+            return True
+        if i >= len(levels) or (level != "+" and level != levels[i]):
+            return False
+    return len(levels) == len(wanted)
+
+
+_READING: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+"""One reader of retained messages at a time per client: each takes the client's message handler for a while."""
+
+
+async def retained(client: Any, topic_filter: str) -> dict[str, bytes]:
+    """The retained messages the broker holds under ``topic_filter`` (not the empty ones), read by
+    subscribing for a moment: the broker sends them at once. Calls on one client wait for each other."""
+    async with _READING.setdefault(client, asyncio.Lock()):
+        return await _read_retained(client, topic_filter)
+
+
+async def _read_retained(client: Any, topic_filter: str) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    last = time.monotonic()
+    previous = client.on_message
+    """gmqtt hands the handler back bound to the client (a partial): called without it, restored unbound."""
+
+    def collect(client: Any, topic: str, payload: bytes, qos: int, properties: Any) -> int:
+        nonlocal last
+        if matches(topic_filter, topic):
+            last = time.monotonic()
+            if payload:
+                found[topic] = payload
+            return 0
+        return int(previous(topic, payload, qos, properties) or 0)
+
+    client.on_message = collect
+    client.subscribe(topic_filter, qos=1)
+    started = time.monotonic()
+    try:
+        while (
+            time.monotonic() - max(last, started) < RETAINED_QUIET_S and time.monotonic() - started < RETAINED_LONGEST_S
+        ):
+            await asyncio.sleep(0.05)
+    finally:
+        client.unsubscribe(topic_filter)
+        client.on_message = previous.func if isinstance(previous, functools.partial) else lambda *_: 0
+    return found

@@ -10,21 +10,15 @@ retained payload is Home Assistant's signal to delete the entity).
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import logging
-import time
 from collections.abc import Collection, Iterable
 from typing import Any
 
+from .broker import retained
 from .homeassistant import config_filter
 
 log = logging.getLogger(__name__)
-
-QUIET_S = 0.5
-"""Retained messages arrive right after the subscription; this long without one, all have come."""
-LONGEST_S = 5.0
 
 
 def announce(client: Any, messages: dict[str, dict[str, Any]]) -> None:
@@ -44,32 +38,8 @@ def camera_of(payload: bytes) -> str | None:
 
 async def announced(client: Any, prefix: str, node: str) -> dict[str, str | None]:
     """The configuration topics of ``node`` that the broker holds (retained, not empty), each with its camera."""
-    topic_filter = config_filter(prefix, node)
-    head, tail = topic_filter.split("+/", 1)[0], "/config"
-    found: dict[str, str | None] = {}
-    last = time.monotonic()
-    previous = client.on_message
-    """gmqtt hands the handler back bound to the client (a partial): called without it, restored unbound."""
-
-    def collect(client: Any, topic: str, payload: bytes, qos: int, properties: Any) -> int:
-        nonlocal last
-        if topic.startswith(head) and topic.endswith(tail) and f"/{node}/" in topic:
-            last = time.monotonic()
-            if payload:
-                found[topic] = camera_of(payload)
-            return 0
-        return int(previous(topic, payload, qos, properties) or 0)
-
-    client.on_message = collect
-    client.subscribe(topic_filter, qos=1)
-    started = time.monotonic()
-    try:
-        while time.monotonic() - max(last, started) < QUIET_S and time.monotonic() - started < LONGEST_S:
-            await asyncio.sleep(0.05)
-    finally:
-        client.unsubscribe(topic_filter)
-        client.on_message = previous.func if isinstance(previous, functools.partial) else lambda *_: 0
-    return found
+    found = await retained(client, config_filter(prefix, node))
+    return {topic: camera_of(payload) for topic, payload in found.items()}
 
 
 async def remove(

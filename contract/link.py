@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gmqtt
+from gmqtt.storage import PersistentStorage
 
 from .broker import BrokerConfig, cancel_reconnection, connect_with_backoff, make_client
 from .payloads import OFFLINE, ONLINE
@@ -40,6 +41,39 @@ one client id take the session from each other on every reconnect (a broker that
 code 0x8E, like Mosquitto 2.0.11, only closes the socket)."""
 
 MessageHandler = Callable[[str, bytes], None]
+Publication = tuple[str, str | bytes, str | None, dict[str, Any]]
+"""(kind, payload, zone, MQTT properties): one of a camera's publications, as ``CameraLink.send`` takes it."""
+
+
+class _InFlight(PersistentStorage):  # type: ignore[misc]
+    """gmqtt's store of QoS 1 publications the broker has not acknowledged yet, knowing what each one was.
+
+    When the broker comes back without this client's session (it was
+    restarted), gmqtt drops what was in flight (``clear``); here it is kept
+    (``lost``), so that the link publishes it again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.next: Publication | None = None
+        """What the next ``push_message`` stores (set just before gmqtt's publish)."""
+        self._what: dict[int, Publication] = {}
+        self.lost: list[Publication] = []
+
+    def push_message(self, mid: int, raw_package: bytes) -> None:
+        super().push_message(mid, raw_package)
+        if self.next is not None:
+            self._what[mid] = self.next
+            self.next = None
+
+    def remove_message_by_mid(self, mid: int) -> None:
+        super().remove_message_by_mid(mid)
+        self._what.pop(mid, None)
+
+    def clear(self) -> None:
+        self.lost += [self._what[mid] for mid, _ in self.get_all() if mid in self._what]
+        self._what.clear()
+        super().clear()
 
 
 class CameraLink:
@@ -65,11 +99,14 @@ class CameraLink:
         self._on_connected = on_connected
         self._on_message = on_message
         self._connected_at = 0.0
+        self._up = False
+        """Connected (a CONNACK came) since the last loss: only the loss of such a connection is one."""
         self._short_lived = 0
         self._giving_up: asyncio.Future[None] | None = None
         status = self.topics.topic(camera, "status")
         will = gmqtt.Message(status, OFFLINE, qos=KINDS["status"].qos, retain=True)
-        self.client: Any = make_client(config, client_id, will=will)
+        self._in_flight = _InFlight()
+        self.client: Any = make_client(config, client_id, will=will, storage=self._in_flight)
         self.client.on_connect = self._connected
         self.client.on_disconnect = self._disconnected
         self.client.on_message = self._message
@@ -83,10 +120,19 @@ class CameraLink:
         return await connect_with_backoff(self.client, self.config, stopping)
 
     def send(self, kind: str, payload: str | bytes, zone: str | None = None, **properties: Any) -> None:
-        """Publish ``payload`` as this camera's ``kind`` (with its QoS and retain flag from ``KINDS``)."""
+        """Publish ``payload`` as this camera's ``kind`` (with its QoS and retain flag from ``KINDS``).
+
+        A QoS 1 publication the broker has not acknowledged when the connection
+        drops is published again after reconnecting, before anything newer.
+        """
         spec = KINDS[kind]
         topic = self.topics.topic(self.camera, kind, zone)
-        self.client.publish(topic, payload, qos=spec.qos, retain=spec.retain, **properties)
+        if spec.qos:
+            self._in_flight.next = (kind, payload, zone, properties)
+        try:
+            self.client.publish(topic, payload, qos=spec.qos, retain=spec.retain, **properties)
+        finally:
+            self._in_flight.next = None
 
     def publish(self, topic: str, payload: str | bytes, qos: int, retain: bool) -> None:
         """Publish outside the camera's topics (Home Assistant's discovery configurations)."""
@@ -108,8 +154,12 @@ class CameraLink:
     def _connected(self, client: Any, flags: int, rc: int, properties: Any) -> None:
         self.connections += 1
         self._connected_at = time.monotonic()
+        self._up = True
         log.info("camera %s: connected to %s", self.camera, self.config.address)
         self.send("status", ONLINE)
+        lost, self._in_flight.lost = self._in_flight.lost, []
+        for kind, payload, zone, extra in lost:
+            self.send(kind, payload, zone, **extra)
         self._on_connected()
 
     def _message(self, client: Any, topic: str, payload: bytes, qos: int, properties: Any) -> int:
@@ -117,8 +167,9 @@ class CameraLink:
         return 0
 
     def _disconnected(self, client: Any, packet: Any, exc: Exception | None = None) -> None:
-        if self.stopping or self.taken_over or not self._connected_at:
-            return  # a first connection that failed: connect_with_backoff says why
+        if self.stopping or self.taken_over or not self._up:
+            return  # not a connection that was up: a failed attempt (a first one is explained by connect)
+        self._up = False
         lived = time.monotonic() - self._connected_at
         self._short_lived = self._short_lived + 1 if self._connected_at and lived < SHORT_LIVED_S else 0
         reason = packet[:1] if isinstance(packet, bytes | bytearray) else b""

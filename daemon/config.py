@@ -205,6 +205,9 @@ class MqttConfig(BrokerConfig):
     """Announce every camera to Home Assistant (MQTT discovery)."""
     homeassistant_prefix: str = HA_PREFIX
     """Home Assistant's discovery prefix (its MQTT integration's setting)."""
+    outbox_events: int = 500
+    """Events kept, with their messages and snapshots, while the broker is away (about 30 KB each); past that,
+    the oldest are dropped whole and counted (stats ``drops.events``)."""
     homeassistant_node: str = ""
     """Names this daemon's entities in discovery topics; empty: ``detectord_<host>_<camera>`` for a single
     camera, ``detectord_<host>`` with ``[[cameras]]``."""
@@ -219,6 +222,8 @@ class MqttConfig(BrokerConfig):
             raise ConfigError(f"mqtt.jpeg_quality must be between 1 and 100, got {self.jpeg_quality}")
         if self.stats_interval_s <= 0:
             raise ConfigError(f"mqtt.stats_interval_s must be positive, got {self.stats_interval_s}")
+        if not 1 <= self.outbox_events <= 100_000:
+            raise ConfigError(f"mqtt.outbox_events must be between 1 and 100000, got {self.outbox_events}")
 
     def node(self, camera: str | None) -> str:
         """The discovery node id of the daemon whose single camera is ``camera`` (None: ``[[cameras]]``)."""

@@ -27,7 +27,7 @@ from typing import Any
 
 from detectord.ipc import RingError
 
-from .config import CameraConfig, DaemonConfig
+from .config import CameraConfig, ConfigError, DaemonConfig
 from .pipeline import control
 from .pipeline.job import Job, run_job
 from .pipeline.notify import Notifier
@@ -37,8 +37,8 @@ from .pipeline.supervisor import Stage, stop_signals
 from .pipeline.telemetry import PipelineStats, ProcessProbe, StageRates, drops
 from .stages.capture import run_live_capture
 from .stages.inference import DetectorFactory, load_configured_detector, run_inference
-from .stages.publish import run_publisher
-from .stages.sources import LiveSource
+from .stages.publish import PUBLISHING, run_publisher
+from .stages.sources import LiveSource, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,8 @@ class Daemon(Job):
         if not self.ready and "publish" in reports and reports["publish"].frames > 0:
             self.ready = True
             self.notifier.send("READY=1", "STATUS=running")
-            log.info("first result published; running")
+            status = reports["publish"].status
+            log.info("first result through the pipeline; running%s", "" if status == PUBLISHING else f" ({status})")
         interval = self.notifier.watchdog_interval_s
         if interval is not None and now >= self._watchdog_due:
             self._watchdog_due = now + interval
@@ -279,6 +280,22 @@ class Daemon(Job):
         return ", ".join(rates) + (f"; source {', '.join(sources)}" if sources else "")
 
 
+def check_runnable(config: DaemonConfig) -> None:
+    """What the daemon refuses before it starts anything, and ``--check-config`` with it (ConfigError): a model
+    this machine cannot run, a source that cannot be right (a missing file; a missing device of a single
+    camera: an unplugged camera of several is waited for)."""
+    config.model.check_runnable()
+    cameras = config.live_cameras
+    for camera in cameras:
+        source = LiveSource(camera.source.uri, camera.source.loop)
+        if len(cameras) == 1 or source.kind == "file":
+            try:
+                source.check()
+            except SourceError as exc:
+                key = f"cameras.{camera.name}.source.uri" if config.cameras else "source.uri"
+                raise ConfigError(f"{key}: {exc}") from None
+
+
 def run_daemon(
     config: DaemonConfig,
     *,
@@ -286,12 +303,7 @@ def run_daemon(
     detector_factory: DetectorFactory = load_configured_detector,
 ) -> None:
     """Run until SIGTERM/SIGINT (or, for files without loop, their end); bad config or sources raise first."""
-    config.model.check_runnable()
-    cameras = config.live_cameras
-    for camera in cameras:
-        source = LiveSource(camera.source.uri, camera.source.loop)
-        if len(cameras) == 1 or source.kind == "file":
-            source.check()  # a missing file is a mistake; an unplugged camera of several is waited for
+    check_runnable(config)
     daemon = Daemon(config, detector_factory, log_level)
     with stop_signals() as stop:
         run_job(daemon, stop)

@@ -16,17 +16,19 @@ import logging
 import time
 from typing import Any
 
-from detectord.contract import ONLINE, build_detections, frame_properties
+from detectord.contract import ONLINE, Malformed, build_detections, frame_properties
 from detectord.contract import discovery as ha_discovery
+from detectord.contract.broker import retained
 from detectord.contract.homeassistant import status_topic
 from detectord.contract.link import CameraLink
 from detectord.contract.scene import build_event, build_zones, count_payload, occupancy_payload
 from detectord.daemon.config import MqttConfig
+from detectord.daemon.outbox import EventOutbox
 from detectord.daemon.pipeline.ringset import CameraRing
 from detectord.daemon.pipeline.stats import LatencyWindow, camera_stats
 from detectord.daemon.pipeline.telemetry import PipelineStats
 from detectord.daemon.results import FrameResult, LoadedModel
-from detectord.events import EventsConfig, Scene, SceneChanges, Zone
+from detectord.events import EventsConfig, EventUpdate, Scene, SceneChanges, Zone
 from detectord.ipc import FrameRef, RingReader
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,10 @@ class Outlet:
         self.zones = zones
         self.scene = Scene(self.name, self.size, zones, events) if events.enabled else None
         self.discovery = discovery
-        self.link = CameraLink(mqtt, self.name, client_id, self._send_states, self._on_message)
+        self.outbox = EventOutbox(mqtt.outbox_events)
+        self.tidied = False
+        """The retained states of zones no longer configured were looked for (once, after connecting)."""
+        self.link = CameraLink(mqtt, self.name, client_id, self._connected, self._on_message)
 
     @property
     def connected(self) -> bool:
@@ -78,6 +83,11 @@ class Outlet:
         if self.discovery and topic == status_topic(self.mqtt.homeassistant_prefix) and payload == ONLINE.encode():
             log.info("camera %s: Home Assistant is online; announcing the camera again", self.name)
             self.announce()
+
+    def _connected(self) -> None:
+        """After every (re)connection: the events that waited, then the states as they are now."""
+        self._send_events(self.outbox.take())
+        self._send_states()
 
     def _send_states(self) -> None:
         """The retained states as they are now: after a (re)connection the broker may hold old ones, or none."""
@@ -93,6 +103,30 @@ class Outlet:
         if self.discovery:
             self.announce()
             self.link.subscribe(status_topic(self.mqtt.homeassistant_prefix))
+
+    async def clear_removed_zones(self) -> list[str]:
+        """Empty the retained states (``zones/<zone>/person``, ``…/occupancy``) of zones this camera no longer
+        has: they would outlive the zone, as their discovery configurations do not."""
+        topics = self.link.topics
+        zones = {zone.name for zone in self.zones}
+        try:
+            found = await retained(self.link.client, f"{topics.prefix}/{self.name}/zones/+/+")
+        except Exception as exc:  # the connection broke: the next start looks again
+            log.warning("camera %s: could not look for removed zones' states: %s", self.name, exc)
+            return []
+        stale = []
+        for topic in found:
+            try:
+                zone = topics.parse(topic).zone
+            except Malformed:  # not a state this daemon publishes
+                continue
+            if zone is not None and zone not in zones:
+                stale.append(topic)
+        for topic in stale:
+            self.link.publish(topic, b"", qos=1, retain=True)
+        if stale:
+            log.info("camera %s: emptied %d retained states of zones no longer configured", self.name, len(stale))
+        return stale
 
     def announce(self) -> None:
         """The camera's Home Assistant discovery configuration (retained)."""
@@ -130,16 +164,13 @@ class Outlet:
         self.latency.add(result, published)
 
     def publish_changes(self, changes: SceneChanges) -> None:
-        """Snapshots before the event messages that name them, then counts and occupancy."""
+        """Snapshots before the event messages that name them, then counts and occupancy. Without a connection
+        the events wait in the outbox; the states go out as they are then, after reconnecting."""
+        self._send_events(changes.events)
         if not self.connected:
             return
         send = self.link.send
         try:
-            for update in changes.events:
-                if update.snapshot is not None:
-                    frame_id = update.message["snapshot_frame_id"] or 0
-                    send("snapshot", update.snapshot, **frame_properties(frame_id))
-                send("events", json.dumps(build_event(**update.message)))
             if changes.count is not None:
                 send("person", count_payload(changes.count))
             if changes.occupancy is not None:
@@ -151,12 +182,30 @@ class Outlet:
         except Exception as exc:  # the connection broke under us; the states go out again on reconnection
             log.debug("publish failed: %s", exc)
 
+    def _send_events(self, updates: list[EventUpdate]) -> None:
+        """Each event message (its snapshot first), in order; from the first that cannot go, into the outbox."""
+        for position, update in enumerate(updates):
+            if not self.connected:
+                for waiting in updates[position:]:
+                    self.outbox.put(waiting)
+                return
+            try:
+                if update.snapshot is not None:
+                    frame_id = update.message["snapshot_frame_id"] or 0
+                    self.link.send("snapshot", update.snapshot, **frame_properties(frame_id))
+                self.link.send("events", json.dumps(build_event(**update.message)))
+            except Exception as exc:  # the connection broke under us: this one and the rest wait
+                log.debug("publish failed: %s", exc)
+                for waiting in updates[position:]:
+                    self.outbox.put(waiting)
+                return
+
     def publish_stats(self, model: LoadedModel | None) -> None:
         """The newest stats snapshot of the camera, with this stage's latencies and connection."""
         if self.stats is None or not self.connected:
             return
         mqtt = {"connected": self.connected, "connections": self.link.connections, "sent": self.sent}
-        stats = camera_stats(self.name, self.stats, self.latency, mqtt, self.unsent, model)
+        stats = camera_stats(self.name, self.stats, self.latency, mqtt, self.unsent, self.outbox.dropped, model)
         self.link.send("stats", json.dumps(stats))
 
     async def go_offline(self, model: LoadedModel | None) -> None:

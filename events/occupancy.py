@@ -26,6 +26,14 @@ class Occupancy:
             return True
         return self.tick(now)
 
+    def clear(self) -> bool | None:
+        """Nobody is watched any more (the daemon stops): ``False`` if it was on, else None."""
+        self._recent.clear()
+        if self.on:
+            self.on = False
+            return False
+        return None
+
     def tick(self, now: float) -> bool | None:
         """``False`` if it has just turned off at ``now`` (no frame needed), else None."""
         if self.on and now - self._last_seen >= self.config.off_after_s:

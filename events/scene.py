@@ -127,9 +127,14 @@ class Scene:
         return changes
 
     def close(self) -> SceneChanges:
-        """The daemon stops: every event going on ends now."""
+        """The daemon stops: every event going on ends now, and occupancy is off (a retained ``ON`` would
+        outlive the daemon that could turn it off)."""
         changes = SceneChanges()
         self._end([event.track for event in self._events.values()], changes)
+        changes.occupancy = self.occupancy.clear()
+        for name, occupancy in self.zone_occupancy.items():
+            if occupancy.clear() is not None:
+                changes.zone_occupancy[name] = False
         self._counts(changes)
         return changes
 

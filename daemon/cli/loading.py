@@ -24,12 +24,15 @@ from detectord.contract import is_valid_name
 from detectord.daemon.config import ConfigError
 
 T = TypeVar("T")
+UTF8_BOM = b"\xef\xbb\xbf"
+"""What some editors (Windows Notepad) put before UTF-8 text; TOML has no use for it, so it is skipped."""
 
 
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
-            return tomllib.load(f)
+            text = f.read().removeprefix(UTF8_BOM).decode("utf-8")
+        return tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"no such config file: {path}") from None
     except tomllib.TOMLDecodeError as exc:

@@ -215,22 +215,18 @@ def _run_calibrate(args: argparse.Namespace) -> int:
 
 
 def _run_live(args: argparse.Namespace, log_level: int) -> int:
-    from detectord.daemon.live import run_daemon
+    from detectord.daemon.live import check_runnable, run_daemon
 
+    config = live_config(args)
     if args.check_config:
-        try:
-            config = live_config(args)
-            config.model.check_runnable()
-        except ConfigError as exc:
-            log.error("%s", exc)
-            return EXIT_ERROR
+        check_runnable(config)
         cameras = ", ".join(f"camera {camera.name!r}, source {camera.source.uri!r}" for camera in config.live_cameras)
         sys.stdout.write(
             f"configuration OK: {cameras}, broker {config.mqtt.host}:{config.mqtt.port}, model {config.model.name} "
             f"({config.model.weights}, {config.model.profile}, {config.model.precision})\n"
         )
         return 0
-    run_daemon(live_config(args), log_level=log_level)
+    run_daemon(config, log_level=log_level)
     return 0
 
 

@@ -67,9 +67,11 @@ def camera_stats(
     latency: LatencyWindow,
     mqtt: dict[str, Any],
     unsent: int,
+    events_dropped: int,
     model: LoadedModel | None,
 ) -> dict[str, Any]:
-    """The ``stats`` payload of ``camera``: ``snapshot`` from the supervisor, the rest from the publisher."""
+    """The ``stats`` payload of ``camera``: ``snapshot`` from the supervisor, the rest from the publisher
+    (``unsent`` results, and ``events_dropped`` past the outbox's bound while the broker was away)."""
     return build_stats(
         camera=camera,
         host=snapshot.host,
@@ -77,7 +79,7 @@ def camera_stats(
         uptime_s=snapshot.uptime_s,
         source_status=snapshot.source_status,
         stages=snapshot.stages,
-        drops={**snapshot.drops, "mqtt_unsent": unsent},
+        drops={**snapshot.drops, "mqtt_unsent": unsent, "events": events_dropped},
         latency=latency.summary(),
         mqtt=mqtt,
         supervisor=snapshot.supervisor,

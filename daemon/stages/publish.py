@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 READ_BATCH = 8
 READ_TIMEOUT_S = 0.2
 TICK_S = 1.0
+PUBLISHING = "publishing"
+WAITING = "broker not reached: results are counted as unsent"
 """A camera whose scene saw no frame for this long has time passed to it (events end, occupancy turns off)."""
 
 
@@ -72,6 +74,7 @@ class Publisher:
         self.results = [ring.reader(0) for ring in self.result_rings]
         self.ended = [False] * len(self.results)
         self.reconciled = False
+        """Home Assistant entities of an earlier run looked at (once, after the first connection)."""
         solo = len(rings.cameras) == 1
         cameras = {camera.name: camera for camera in config.live_cameras}
         self.announced: set[str] = set()
@@ -194,6 +197,11 @@ class Publisher:
                 if self.mqtt.homeassistant and not self.reconciled and self.outlets[0].connected:
                     self.reconciled = True
                     pending.append(asyncio.create_task(self._remove_stale()))
+                for outlet in self.outlets:
+                    if outlet.connected and not outlet.tidied:
+                        outlet.tidied = True
+                        pending.append(asyncio.create_task(outlet.clear_removed_zones()))
+                self.meter.set_status(PUBLISHING if all(outlet.connected for outlet in self.outlets) else WAITING)
                 if done:
                     self.meter.add(len(done), time.perf_counter() - clock, done)
                 else:

@@ -265,8 +265,9 @@ def test_two_daemons_on_one_broker_and_one_viewer_that_shows_both(
             "frame.width must be between 16 and 8192",
         ),
         ('[[cameras]]\nname = "a"\nenabled = false\n[cameras.source]\nuri = "0"\n', "every camera is disabled"),
+        ('[[cameras]]\n[cameras.source]\nuri = "0"\n', "cameras[0]: name is not set"),
     ],
-    ids=["bad-value", "bad-name", "duplicate", "both-forms", "frame", "all-disabled"],
+    ids=["bad-value", "bad-name", "duplicate", "both-forms", "frame", "all-disabled", "no-name"],
 )
 def test_configuration_errors_name_the_camera_and_the_key(tmp_path: Path, config: str, message: str) -> None:
     path = tmp_path / "cameras.toml"
@@ -275,7 +276,7 @@ def test_configuration_errors_name_the_camera_and_the_key(tmp_path: Path, config
         [sys.executable, "-m", "detectord.daemon", "--check-config", "--config", str(path)],
         cwd=REPO, capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
-    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert message in done.stderr
 
 

@@ -170,11 +170,17 @@ def test_the_daemon_starts_without_a_broker_and_connects_when_it_comes(tmp_path:
     broker = Mosquitto(tmp_path)
     daemon = Running(tmp_path, broker.port)
     try:
+        running = "first result through the pipeline; running (broker not reached: results are counted as unsent)"
+
+        def waited() -> bool:
+            text = daemon.log.read_text()
+            return text.count("cannot connect to the broker") >= 2 and running in text
+
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and daemon.log.read_text().count("cannot connect to the broker") < 2:
+        while time.monotonic() < deadline and not waited():
             time.sleep(0.1)
         assert daemon.process.poll() is None, "a missing broker does not stop the daemon"
-        assert "connection refused" in daemon.log.read_text()
+        assert waited() and "connection refused" in daemon.log.read_text(), "the log says the broker was not reached"
         broker.start()
         sub = Subscriber(broker.port)
         try:
@@ -300,14 +306,29 @@ def test_a_bad_source_or_config_is_one_line_and_a_nonzero_exit(tmp_path: Path) -
         )
 
     missing = run("--source", str(tmp_path / "nope.mp4"))
-    assert missing.returncode != 0 and missing.stderr.strip() == f"detectord: error: no such file: {tmp_path}/nope.mp4"
+    said = f"detectord: error: source.uri: no such file: {tmp_path}/nope.mp4"
+    assert missing.returncode == 2 and missing.stderr.strip() == said
+    checked = run("--check-config", "--source", str(tmp_path / "nope.mp4"))
+    assert (checked.returncode, checked.stderr.strip(), checked.stdout) == (2, said, ""), "both say it, or neither"
     config = tmp_path / "bad.toml"
     config.write_text('camera = "x"\n[mqtt]\nprot = 1883\n')
-    bad = run("--check-config", "--config", str(config), "--source", "0")
-    assert bad.returncode == 1 and "unknown setting 'mqtt.prot'" in bad.stderr
-    assert len(bad.stderr.strip().splitlines()) == 1
+    for args in (["--check-config"], []):
+        bad = run(*args, "--config", str(config), "--source", "0")
+        assert bad.returncode == 2 and "unknown setting 'mqtt.prot'" in bad.stderr, "one code for a bad file"
+        assert len(bad.stderr.strip().splitlines()) == 1
     config.write_text("[mqtt]\nport = 70000\n")
     assert "mqtt.port must be between 1 and 65535" in run("--config", str(config), "--source", "0").stderr
+
+
+def test_a_utf8_byte_order_mark_in_a_configuration_file_is_accepted(tmp_path: Path) -> None:
+    """Windows editors save one; it was reported as ``Invalid statement (at line 1, column 1)``."""
+    config = tmp_path / "bom.toml"
+    config.write_bytes(b'\xef\xbb\xbfcamera = "bom"\n[source]\nuri = "0"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "detectord.daemon", "--check-config", "--config", str(config)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0 and "camera 'bom'" in done.stdout, done.stderr
 
 
 def test_only_the_inference_stage_loads_torch_and_the_stats_say_what_each_process_holds(
@@ -380,7 +401,7 @@ def test_bad_values_in_a_configuration_file_are_one_line(tmp_path: Path, content
         [sys.executable, "-m", "detectord.daemon", "--check-config", "--config", str(config)],
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
-    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert (
         message in done.stderr and str(config) in done.stderr if message == "not UTF-8 text" else message in done.stderr
     )

@@ -156,11 +156,15 @@ def test_a_cropped_snapshot_holds_the_person_and_a_margin() -> None:
     assert decoded.shape[:2] == (240, 50 + 2 * 25), "70 pixels above and below, clipped to the frame"
 
 
-def test_close_ends_every_event_going_on() -> None:
+def test_close_ends_every_event_going_on_and_turns_occupancy_off() -> None:
+    """A clean stop left ``person`` at 0 but the retained ``occupancy`` ON, with nobody left to turn it off."""
     s = scene()
-    play(s, [people(walker(20), walker(300))] * 4)
+    changes = play(s, [people(walker(20), walker(300))] * 4)
+    assert any(c.occupancy for c in changes) and any(c.zone_occupancy.get("door") for c in changes)
     closing = s.close()
     assert [u.message["type"] for u in closing.events] == ["end", "end"] and closing.count == 0
+    assert closing.occupancy is False and closing.zone_occupancy == {"door": False}
+    assert s.close().occupancy is None, "once"
 
 
 def test_zones_take_pixels_or_fractions_and_refuse_points_outside_the_frame() -> None:

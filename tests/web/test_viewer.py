@@ -344,3 +344,10 @@ def test_the_page_shows_occupancy_counts_events_with_thumbnails_and_draws_zones(
     browser.refresh()
     again = _wait(lambda: (s := browser.execute_script(SCENE, "front")) and len(s["events"]) == 2 and s)
     assert again and again["occupancy"] == "occupied", "a page opened later shows the same"
+
+    viewer.process.terminate()  # the page's own connection goes down: what it shows is no longer current
+    viewer.process.wait(10)
+    stale = _wait(lambda: browser.execute_script(
+        "return document.body.classList.contains('stale') && document.getElementById('connection').textContent"
+    ))  # fmt: skip
+    assert stale and stale.startswith("viewer disconnected"), "occupied, 2 people: greyed, not shown as live"

@@ -225,6 +225,7 @@ function handle(message) {
   }
   const msg = JSON.parse(message.data);
   if (msg.type === "hello") {
+    for (const cam of cameras.values()) cam.node.title = "";
     for (const [name, info] of Object.entries(msg.cameras)) {
       const cam = camera(name);
       setStatus(cam, info.status);
@@ -250,11 +251,19 @@ function connect(delay = 1000) {
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   const socket = new WebSocket(scheme + location.host + "/ws" + (token ? "?token=" + encodeURIComponent(token) : ""));
   socket.binaryType = "blob";
-  socket.onopen = () => { connection.textContent = "live"; connection.className = "badge online"; delay = 1000; };
+  socket.onopen = () => {
+    connection.textContent = "live";
+    connection.className = "badge online";
+    document.body.classList.remove("stale");
+    delay = 1000;
+  };
   socket.onmessage = handle;
   socket.onclose = () => {
-    connection.textContent = "reconnecting…";
+    // What the page shows was true when the connection was; greyed until the server says it again (hello).
+    connection.textContent = "viewer disconnected: reconnecting…";
     connection.className = "badge offline";
+    document.body.classList.add("stale");
+    for (const cam of cameras.values()) cam.node.title = "not current: the viewer's connection is down";
     pending = null;
     setTimeout(() => connect(Math.min(delay * 2, 30000)), delay);
   };
