@@ -26,6 +26,7 @@ from bench.results_io import machine_line, report, table_head
 from detectord.detection import Detections
 from detectord.detection.devices import describe_machine
 from detectord.detection.opencv.hog import HogPeopleDetector
+from detectord.detection.registry import HOG_MARGINS
 from detectord.events import EventsConfig, Scene, ZoneConfig, resolve_zones
 
 PEDESTRIANS = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
@@ -71,7 +72,7 @@ def timing(name: str, times: list[float], found: list[Detections]) -> dict[str, 
 
 def play(found: list[Detections], frames: list[np.ndarray], fps: float) -> dict[str, Any]:
     """The scene's count, occupancy and events over the clip, frame ``i`` taken at ``i / fps`` seconds."""
-    scene = Scene("bench", SIZE, resolve_zones([ZONE], SIZE), EventsConfig())
+    scene = Scene("bench", SIZE, resolve_zones([ZONE], SIZE), EventsConfig(), scores=HOG_MARGINS)
     timeline, events = [], []
     for i, (detections, frame) in enumerate(zip(found, frames, strict=True)):
         changes = scene.observe(i, i / fps, detections, frame)

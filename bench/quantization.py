@@ -51,8 +51,6 @@ from bench.results_io import machine_line, table_head, write_json
 from detectord.detection import (
     SCHEMES,
     Detections,
-    MainPersonConfig,
-    MainPersonTracker,
     Precision,
     PrecisionError,
 )
@@ -60,6 +58,7 @@ from detectord.detection.devices import describe_machine
 from detectord.detection.torchvision.evaluation import evaluate_coco, feature_error, fidelity_map, main_person_iou
 from detectord.detection.torchvision.models import calibrate_detector, load_detector, resolve_device
 from detectord.detection.torchvision.quantization import save_calibration
+from detectord.detection.torchvision.tuning import main_persons
 
 SIZE = (427, 240)
 KEYS = (
@@ -195,11 +194,6 @@ def _feature_error(detector: Any, spec: dict[str, Any], frames: list[np.ndarray]
     return feature_error(reference, detector, frames)
 
 
-def _main_persons(detections: list[Detections], threshold: float) -> list[Any]:
-    tracker = MainPersonTracker(MainPersonConfig(score_threshold=threshold))
-    return [tracker.update(d) for d in detections]
-
-
 def calibration_frames(args: argparse.Namespace) -> list[np.ndarray]:
     frames = read_frames(args.video, args.frames, args.calibration_frames)
     if not frames:
@@ -291,7 +285,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             rows[scheme] = out.get(timeout=3600)
             process.join()
     reference = [Detections(*d) for d in rows["fp32"]["detections"]]
-    reference_mains = _main_persons(reference, args.main_threshold)
+    reference_mains = main_persons(reference, args.main_threshold)
     schemes_json: dict[str, Any] = {}
     for scheme, row in rows.items():
         if "refused" in row:
@@ -299,7 +293,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             continue
         found = [Detections(*d) for d in row.pop("detections")]
         row["fidelity_map"] = fidelity_map(reference, found)
-        row["main_person_iou"] = main_person_iou(reference_mains, _main_persons(found, args.main_threshold))
+        row["main_person_iou"] = main_person_iou(reference_mains, main_persons(found, args.main_threshold))
         schemes_json[scheme] = row
     results = {
         "device": str(device),

@@ -40,6 +40,10 @@ class EventMessage(TypedDict):
     current_zones: Sequence[str]
     entered_zones: Sequence[str]
     snapshot_frame_id: int | None
+    snapshot_box: Sequence[float] | None
+    """Where the person is in that snapshot (pixels of the published frame): a viewer crops its thumbnail
+    there. Added to v1 compatibly: a reader that does not know it ignores it, and a message without it reads
+    as None."""
 
 
 class ZonesMessage(TypedDict):
@@ -63,6 +67,7 @@ def build_event(
     current_zones: Sequence[str],
     entered_zones: Sequence[str],
     snapshot_frame_id: int | None,
+    snapshot_box: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """``<prefix>/<camera>/events``: one message of one person's event; ``id`` is the same in all of them."""
     return {
@@ -80,6 +85,7 @@ def build_event(
         "current_zones": list(current_zones),
         "entered_zones": list(entered_zones),
         "snapshot_frame_id": snapshot_frame_id,
+        "snapshot_box": None if snapshot_box is None else _box_json(snapshot_box),
     }
 
 
@@ -114,6 +120,7 @@ def parse_event(payload: bytes) -> EventMessage:
         "current_zones": _zone_list(data.get("current_zones"), "current_zones"),
         "entered_zones": _zone_list(data.get("entered_zones"), "entered_zones"),
         "snapshot_frame_id": None if snapshot is None else _integer(snapshot, "snapshot_frame_id"),
+        "snapshot_box": None if data.get("snapshot_box") is None else _box(data["snapshot_box"], "snapshot_box"),
     }
 
 

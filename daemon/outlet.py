@@ -28,6 +28,7 @@ from detectord.daemon.pipeline.ringset import CameraRing
 from detectord.daemon.pipeline.stats import LatencyWindow, camera_stats
 from detectord.daemon.pipeline.telemetry import PipelineStats
 from detectord.daemon.results import FrameResult, LoadedModel
+from detectord.detection import Scores
 from detectord.events import EventsConfig, EventUpdate, Scene, SceneChanges, Zone
 from detectord.ipc import FrameRef, RingReader
 
@@ -53,9 +54,11 @@ class Outlet:
         client_id: str,
         zones: tuple[Zone, ...],
         events: EventsConfig,
+        scores: Scores,
         discovery: dict[str, dict[str, Any]],
     ) -> None:
-        """Attaches the camera's frame ring as reader ``reader_index`` (the frames inference hands over)."""
+        """Attaches the camera's frame ring as reader ``reader_index`` (the frames inference hands over);
+        ``scores`` is what the configured detector's scores mean (``registry.scores_of``)."""
         self.name = camera.name
         self.size = camera.frame_size
         """(width, height) of the published frames."""
@@ -67,7 +70,7 @@ class Outlet:
         self.sent = 0
         self.unsent = 0
         self.zones = zones
-        self.scene = Scene(self.name, self.size, zones, events) if events.enabled else None
+        self.scene = Scene(self.name, self.size, zones, events, scores=scores) if events.enabled else None
         self.discovery = discovery
         self.outbox = EventOutbox(mqtt.outbox_events)
         self.tidied = False

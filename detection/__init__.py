@@ -17,10 +17,10 @@ from .devices import check_device_name, resolve_device_name
 from .errors import CalibrationError, ModelOptionError, PrecisionError, WeightsError
 from .main_person import MainPersonTracker
 from .profiles import PROFILES, InferenceProfile, get_profile
-from .registry import DEFAULT_MODEL, DETECTORS, DetectorOptions, check_options, family, load
+from .registry import DEFAULT_MODEL, DETECTORS, DetectorOptions, check_options, family, load, scores_of
 from .schemes import SCHEMES, Precision
-from .tracking import IouTracker, Track, box_iou
-from .types import PERSON, Detections, FrameDetector, MainPerson, MainPersonConfig, ModelInfo, label_name
+from .tracking import Track, Tracker, box_iou
+from .types import PERSON, Detections, FrameDetector, MainPerson, MainPersonConfig, ModelInfo, Scores, label_name
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -33,7 +33,6 @@ __all__ = [
     "Detections",
     "FrameDetector",
     "InferenceProfile",
-    "IouTracker",
     "MainPerson",
     "MainPersonConfig",
     "MainPersonTracker",
@@ -41,7 +40,9 @@ __all__ = [
     "ModelOptionError",
     "Precision",
     "PrecisionError",
+    "Scores",
     "Track",
+    "Tracker",
     "WeightsError",
     "box_iou",
     "check_device_name",
@@ -50,5 +51,6 @@ __all__ = [
     "get_profile",
     "label_name",
     "load",
+    "scores_of",
     "resolve_device_name",
 ]

@@ -1,9 +1,12 @@
 """The "main" person of each frame, followed across frames.
 
 Per frame, the candidates are the confident persons (label person, score at
-least ``score_threshold``). A light IoU tracker links candidates to the tracks
-of earlier frames, so every person keeps a ``track_id`` while visible and
-through short gaps. The tracker *follows* one track:
+least ``score_threshold``, by default the detector family's). The tracker
+(``tracking.Tracker``: motion prediction, a second pass on weaker boxes,
+group boxes) links them to the tracks of earlier frames, so every person
+keeps a ``track_id`` while visible and through short gaps; a person seen
+only weakly in a frame keeps their identity but is no candidate then. The
+tracker *follows* one track:
 
 * at the start, or once the followed person has been gone for more than
   ``max_gap`` frames, it follows the largest visible person;
@@ -23,8 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tracking import IouTracker, Track
-from .types import PERSON, Detections, MainPerson, MainPersonConfig
+from .registry import PROBABILITIES
+from .tracking import Track, Tracker
+from .types import PERSON, Detections, MainPerson, MainPersonConfig, Scores
 
 
 def _area(box: np.ndarray) -> float:
@@ -32,22 +36,26 @@ def _area(box: np.ndarray) -> float:
 
 
 class MainPersonTracker:
-    """Feed it every processed frame's detections, in order."""
+    """Feed it every processed frame's detections, in order, with the frame's time in seconds.
 
-    def __init__(self, config: MainPersonConfig | None = None) -> None:
+    ``scores`` says what the detector's scores mean (``registry.Family.scores``): the threshold defaults to
+    its ``main_person``, and its ``weak`` boxes keep identities.
+    """
+
+    def __init__(self, config: MainPersonConfig | None = None, scores: Scores = PROBABILITIES) -> None:
         self.config = config or MainPersonConfig()
-        self._tracker = IouTracker(self.config.match_iou, lambda track, now: track.missed <= self.config.max_gap)
+        self.threshold = scores.threshold(self.config.score_threshold, scores.main_person)
+        self.weak = min(scores.weak, self.threshold)
+        self._tracker = Tracker(self.config.match_iou, lambda track, now: track.missed <= self.config.max_gap)
         self._challenge_frames: dict[int, int] = {}
         self._followed: Track | None = None
 
-    def update(self, detections: Detections) -> MainPerson | None:
-        cfg = self.config
-        candidates = [
-            i
-            for i in range(len(detections))
-            if detections.labels[i] == PERSON and detections.scores[i] >= cfg.score_threshold
-        ]
-        visible = self._tracker.update(detections.boxes, candidates, 0.0)
+    def update(self, detections: Detections, now: float) -> MainPerson | None:
+        persons = [i for i in range(len(detections)) if detections.labels[i] == PERSON]
+        candidates = [i for i in persons if detections.scores[i] >= self.threshold]
+        weak = [i for i in persons if self.weak <= detections.scores[i] < self.threshold]
+        shown = self._tracker.update(detections.boxes, candidates, now, weak)
+        visible = [track for track in shown if track.detection in candidates]
         live = {track.track_id for track in self._tracker.tracks}
         self._challenge_frames = {track.track_id: self._challenge_frames.get(track.track_id, 0) for track in visible}
         if self._followed is not None and self._followed.track_id not in live:
@@ -57,9 +65,9 @@ class MainPersonTracker:
         largest = max(visible, key=lambda t: _area(t.box))
         if self._followed is None:
             self._followed = largest
-        elif self._followed.detection is not None:
+        elif self._followed in visible:
             self._challenge(visible)
-        main = self._followed if self._followed.detection is not None else largest
+        main = self._followed if self._followed in visible else largest
         index = main.detection
         assert index is not None
         box = detections.boxes[index]

@@ -30,7 +30,7 @@ from .devices import check_device_name
 from .errors import ModelOptionError, PrecisionError
 from .profiles import get_profile
 from .schemes import Precision
-from .types import FrameDetector
+from .types import FrameDetector, Scores
 
 DEFAULT_MODEL = "fasterrcnn_resnet50_fpn"
 OFFLINE_DETECTOR = "hog-people"
@@ -63,6 +63,14 @@ class DetectorOptions:
     """Run a scheme this device would run slower than float32 (bf16 without bfloat16 instructions)."""
 
 
+PROBABILITIES = Scores(confident=0.9, main_person=0.9, events=0.5, weak=0.1)
+"""torchvision's detectors: class probabilities. 0.9 is the reference notebook's main-person threshold."""
+HOG_MARGINS = Scores(confident=0.5, main_person=0.5, events=0.5, weak=0.2)
+"""hog-people: ``1 - exp(-margin)`` of the SVM's margin; 0.5 is a margin of 0.69. On OpenCV's pedestrian
+sample (120 frames at 427x240) the best box of a frame reaches 0.9 in 27 frames and 0.5 in 88: a main person
+held to 0.9 was missing from most frames where people are plain to see."""
+
+
 @dataclass(frozen=True)
 class Family:
     """What detectord must know of a detector before loading it."""
@@ -79,6 +87,8 @@ class Family:
     """Its ``default`` weights come from the network (the demo falls back to ``OFFLINE_DETECTOR`` without)."""
     precisions: bool = True
     """Precision schemes apply to it (``detectord tune`` has something to measure)."""
+    scores: Scores = PROBABILITIES
+    """What its scores mean, and the thresholds used with them unless configured."""
 
 
 _TWO_STAGE = Family(TORCHVISION, "two_stage", frozen_backbone_norm=True, downloads=True)
@@ -90,7 +100,7 @@ DETECTORS: dict[str, Family] = {
     "fasterrcnn_mobilenet_v3_large_320_fpn": _TWO_STAGE,
     "retinanet_resnet50_fpn": Family(TORCHVISION, "one_stage", frozen_backbone_norm=True, downloads=True),
     "ssdlite320_mobilenet_v3_large": Family(TORCHVISION, "fixed_size", downloads=True),
-    OFFLINE_DETECTOR: Family(OPENCV_HOG, "opencv", precisions=False),
+    OFFLINE_DETECTOR: Family(OPENCV_HOG, "opencv", precisions=False, scores=HOG_MARGINS),
 }
 
 
@@ -100,6 +110,13 @@ def family(name: str) -> Family:
         return DETECTORS[name]
     except KeyError:
         raise ModelOptionError("name", f"unknown model {name!r}; choose one of {', '.join(DETECTORS)}") from None
+
+
+def scores_of(name: str) -> Scores:
+    """The score semantics of detector ``name``; a detector the registry does not know (a test double)
+    speaks probabilities."""
+    entry = DETECTORS.get(name)
+    return PROBABILITIES if entry is None else entry.scores
 
 
 def backend(name: str) -> ModuleType:

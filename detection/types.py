@@ -61,9 +61,30 @@ class FrameDetector(Protocol):
 
 
 @dataclass(frozen=True)
+class Scores:
+    """What a detector family's scores mean: each family declares them (``registry.DETECTORS``), since a
+    Faster R-CNN probability and hog-people's ``1 - exp(-margin)`` are different scales."""
+
+    confident: float
+    """A person the detector is sure of (a snapshot prefers one)."""
+    main_person: float
+    """The main person's default ``score_threshold``."""
+    events: float
+    """Events' and occupancy's default ``score_threshold``."""
+    weak: float
+    """Detections from this score, too weak to start a track, keep a tracked person's identity (ByteTrack's
+    second pass)."""
+
+    def threshold(self, configured: float | None, default: float) -> float:
+        """A configured threshold, or the family's ``default`` when none is set."""
+        return default if configured is None else configured
+
+
+@dataclass(frozen=True)
 class MainPersonConfig:
-    score_threshold: float = 0.9
-    """Minimum score of a person to be a candidate (the notebook's 0.9)."""
+    score_threshold: float | None = None
+    """Minimum score of a person to be a candidate; None: the detector family's (``Scores.main_person``:
+    Faster R-CNN 0.9, the notebook's; hog-people 0.5)."""
     switch_ratio: float = 1.5
     """How many times larger (area) another person must be to take over."""
     switch_frames: int = 5
@@ -74,7 +95,7 @@ class MainPersonConfig:
     """Minimum IoU linking a detection to a track of the previous frame."""
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.score_threshold <= 1.0:
+        if self.score_threshold is not None and not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"main_person.score_threshold must be in [0, 1], got {self.score_threshold}")
         if self.switch_ratio < 1.0:
             raise ValueError(f"main_person.switch_ratio must be at least 1, got {self.switch_ratio}")

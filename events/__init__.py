@@ -6,7 +6,7 @@ stage turns into messages of ``detectord.contract``. NumPy and OpenCV only,
 no torch: it runs in the publisher.
 """
 
-from .config import EventsConfig, OccupancyConfig, SnapshotConfig, ZoneConfig
+from .config import EventsConfig, OccupancyConfig, SnapshotConfig, TrackingConfig, ZoneConfig
 from .occupancy import Occupancy
 from .scene import EventUpdate, Scene, SceneChanges
 from .zones import Zone, resolve_zones
@@ -19,6 +19,7 @@ __all__ = [
     "Scene",
     "SceneChanges",
     "SnapshotConfig",
+    "TrackingConfig",
     "Zone",
     "ZoneConfig",
     "resolve_zones",

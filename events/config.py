@@ -49,12 +49,26 @@ class SnapshotConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    """How people are followed from frame to frame (``detection.tracking.Tracker``); each part can be turned
+    off, all three off being the plain greedy IoU tracker of earlier versions."""
+
+    motion: bool = True
+    """Predict where each person has moved (a Kalman filter) before matching."""
+    second_pass: bool = True
+    """Let a detection too weak to count keep a tracked person's identity (ByteTrack)."""
+    groups: bool = True
+    """Keep everyone a group box covers, without moving anyone onto it."""
+
+
+@dataclass(frozen=True)
 class EventsConfig:
     """Events per tracked person (``<prefix>/<camera>/events``) and the counts and occupancy built on them."""
 
     enabled: bool = True
-    score_threshold: float = 0.5
-    """A detected person at least this confident counts (the detector's own scale; hog-people: margin 0.69)."""
+    score_threshold: float | None = None
+    """A detected person at least this confident counts; None: the detector family's (``Scores.events``:
+    Faster R-CNN 0.5, hog-people 0.5, a margin of 0.69)."""
     min_frames: int = 3
     """Processed frames a person must be seen in before its event starts: one-frame flickers make none."""
     end_after_s: float = 5.0
@@ -65,9 +79,10 @@ class EventsConfig:
     """Overlap linking a person to where a tracked person was last seen."""
     occupancy: OccupancyConfig = field(default_factory=OccupancyConfig)
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.score_threshold <= 1.0:
+        if self.score_threshold is not None and not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"events.score_threshold must be in [0, 1], got {self.score_threshold}")
         if not 1 <= self.min_frames <= 1000:
             raise ValueError(f"events.min_frames must be between 1 and 1000, got {self.min_frames}")

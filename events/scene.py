@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detectord.contract.scene import EventMessage
-from detectord.detection.tracking import IouTracker, Track
-from detectord.detection.types import PERSON, Detections
+from detectord.detection.tracking import Track, Tracker
+from detectord.detection.types import PERSON, Detections, Scores
 
 from .config import EventsConfig
 from .occupancy import Occupancy
-from .snapshots import render, wholly_inside
+from .snapshots import render, snapshot_quality
 from .zones import Zone, foot_point, zones_at
 
 
@@ -61,9 +61,10 @@ class _Event:
     box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     zones: tuple[str, ...] = ()
     entered: list[str] = field(default_factory=list)
-    best: tuple[bool, float] = (False, -1.0)
-    """(person wholly inside the frame, score) of the best snapshot so far."""
-    snapshot: tuple[int, bytes] | None = None
+    best: tuple[bool, bool, float, float] = (False, False, -1.0, -1.0)
+    """``snapshot_quality`` of the best snapshot so far."""
+    snapshot: tuple[int, bytes, tuple[float, float, float, float]] | None = None
+    """(frame id, JPEG, the person's box in that frame) of the best snapshot."""
     published_snapshot: int | None = None
     started: bool = False
     """``new`` was sent."""
@@ -76,16 +77,27 @@ class Scene:
     """Feed it every processed frame of one camera, in order (``observe``), and the time when none comes
     (``tick``); it returns what changed."""
 
-    def __init__(self, camera: str, frame_size: tuple[int, int], zones: Sequence[Zone], config: EventsConfig) -> None:
+    def __init__(
+        self, camera: str, frame_size: tuple[int, int], zones: Sequence[Zone], config: EventsConfig, *, scores: Scores
+    ) -> None:
+        """``scores``: what the detector's scores mean (``detection.scores_of``); the threshold defaults to its
+        ``events``, its ``weak`` boxes keep identities, and a snapshot prefers a ``confident`` person."""
         self.camera = camera
         self.frame_size = frame_size
         self.zones = tuple(zones)
         self.config = config
+        self.scores = scores
+        self.threshold = scores.threshold(config.score_threshold, scores.events)
+        self.weak = min(scores.weak, self.threshold)
         self.occupancy = Occupancy(config.occupancy)
         self.zone_occupancy = {zone.name: Occupancy(config.occupancy) for zone in self.zones}
         self.count = 0
         self.zone_counts = dict.fromkeys((zone.name for zone in self.zones), 0)
-        self._tracker = IouTracker(config.match_iou, self._alive)
+        tracking = config.tracking
+        self._tracker = Tracker(
+            config.match_iou, self._alive, motion=tracking.motion, second_pass=tracking.second_pass,
+            groups=tracking.groups,
+        )  # fmt: skip
         self._events: dict[int, _Event] = {}
         self.last_time = float("-inf")
 
@@ -97,14 +109,13 @@ class Scene:
         self.last_time = now
         changes = SceneChanges()
         self._end(self._tracker.expire(now), changes)
-        candidates = [
-            i
-            for i in range(len(detections))
-            if detections.labels[i] == PERSON and detections.scores[i] >= self.config.score_threshold
-        ]
-        for track in self._tracker.update(detections.boxes, candidates, now):
+        persons = [i for i in range(len(detections)) if detections.labels[i] == PERSON]
+        candidates = [i for i in persons if detections.scores[i] >= self.threshold]
+        weak = [i for i in persons if self.weak <= detections.scores[i] < self.threshold]
+        for track in self._tracker.update(detections.boxes, candidates, now, weak):
             assert track.detection is not None
-            self._see(track, float(detections.scores[track.detection]), frame_id, now, pixels, changes)
+            box = detections.boxes[track.detection]
+            self._see(track, box, float(detections.scores[track.detection]), frame_id, now, pixels, changes)
         self._flush(now, changes)
         self._occupancy(now, [detections.boxes[i] for i in candidates], changes)
         self._counts(changes)
@@ -141,24 +152,32 @@ class Scene:
     # -- events ----------------------------------------------------------------------
 
     def _see(
-        self, track: Track, score: float, frame_id: int, now: float, pixels: np.ndarray, changes: SceneChanges
+        self,
+        track: Track,
+        box: np.ndarray,
+        score: float,
+        frame_id: int,
+        now: float,
+        pixels: np.ndarray,
+        changes: SceneChanges,
     ) -> None:
+        """The person of ``track`` seen in this frame at ``box`` (the detection's)."""
         event = self._events.get(track.track_id)
         if event is None:
             event = _Event(f"{now:.6f}-{uuid.uuid4().hex[:6]}", track, start_time=now)
             self._events[track.track_id] = event
         event.score = score
         event.top_score = max(event.top_score, score)
-        event.box = (float(track.box[0]), float(track.box[1]), float(track.box[2]), float(track.box[3]))
+        event.box = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
         zones = zones_at(self.zones, event.box)
         if zones != event.zones:
             event.zones = zones
             event.entered += [name for name in zones if name not in event.entered]
             event.changed = True
-        quality = (wholly_inside(event.box, self.frame_size), score)
+        quality = snapshot_quality(event.box, score, self.frame_size, self.scores.confident)
         if quality > event.best:
             event.best = quality
-            event.snapshot = (frame_id, render(pixels, event.box, self.config.snapshot))
+            event.snapshot = (frame_id, render(pixels, event.box, self.config.snapshot), event.box)
             event.changed = True
         if not event.started and track.hits >= self.config.min_frames:
             event.started = True
@@ -176,7 +195,7 @@ class Scene:
                 self._send(event, "end", track.seen_at, changes, end_time=track.seen_at)
 
     def _send(self, event: _Event, kind: str, now: float, changes: SceneChanges, end_time: float | None = None) -> None:
-        snapshot_id, jpeg = event.snapshot if event.snapshot is not None else (None, None)
+        snapshot_id, jpeg, snapshot_box = event.snapshot if event.snapshot is not None else (None, None, None)
         if snapshot_id == event.published_snapshot:
             jpeg = None
         event.published_snapshot = snapshot_id
@@ -194,6 +213,7 @@ class Scene:
             "current_zones": event.zones,
             "entered_zones": tuple(event.entered),
             "snapshot_frame_id": snapshot_id,
+            "snapshot_box": snapshot_box,
         }
         changes.events.append(EventUpdate(message, jpeg))
         event.sent_at = now

@@ -19,6 +19,15 @@ def wholly_inside(box: Sequence[float], frame_size: tuple[int, int]) -> bool:
     return box[0] >= EDGE_PX and box[1] >= EDGE_PX and box[2] <= width - EDGE_PX and box[3] <= height - EDGE_PX
 
 
+def snapshot_quality(
+    box: Sequence[float], score: float, frame_size: tuple[int, int], confident: float
+) -> tuple[bool, bool, float, float]:
+    """How good a picture of the person at ``box`` a frame is; tuples compare: seen whole (not cut by the
+    frame's border) first, then confidently detected, then large (more pixels of who it is), then the score."""
+    area = max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+    return wholly_inside(box, frame_size), score >= confident, area, score
+
+
 def render(pixels: np.ndarray, box: Sequence[float], config: SnapshotConfig) -> bytes:
     """JPEG of ``pixels`` (BGR) with the box drawn and/or cropped around as configured."""
     image = pixels.copy() if config.draw_box or config.crop else pixels

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from detectord.daemon.config import ConfigError, TuneConfig
 from detectord.daemon.stages.sources import probe_video, sample_video
+from detectord.detection import scores_of
 from detectord.detection.torchvision.models import calibrate_detector, resolve_device
 from detectord.detection.torchvision.quantization import save_calibration
 from detectord.detection.torchvision.tuning import SchemeResult, machine, measure, recommend, schemes_for
@@ -87,11 +88,13 @@ def run_tune(config: TuneConfig) -> int:
             elapsed = time.monotonic() - started
             progress.update(done, elapsed, done / elapsed if elapsed else 0.0)
 
+        scores = scores_of(model.name)
         try:
             results = measure(
                 frames, name=model.name, weights=model.weights, profile=model.profile, device=model.device,
                 frame_size=config.frame.size, calibration=calibration,
-                main_threshold=config.main_person.score_threshold, schemes=schemes, step=step,
+                main_threshold=scores.threshold(config.main_person.score_threshold, scores.main_person),
+                schemes=schemes, step=step,
             )  # fmt: skip
         finally:
             progress.close()

@@ -21,13 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from threading import Event
-from typing import Any
 
 from detectord.daemon.config import ModelConfig
 from detectord.daemon.pipeline.ringset import WAIT_STEP_S, RingHandles, claim
 from detectord.daemon.pipeline.telemetry import StageMeter
 from detectord.daemon.results import LoadedModel, write_result
-from detectord.detection import FrameDetector, MainPersonConfig, registry
+from detectord.detection import FrameDetector, MainPersonConfig, MainPersonTracker, Scores, registry
 from detectord.ipc import EndOfStream, FrameRef, FrameRing, RingMode, RingReader, RingWriter, wait_any
 
 log = logging.getLogger(__name__)
@@ -85,7 +84,7 @@ class _Camera:
     reader: RingReader[FrameRef]
     size: tuple[int, int]
     """(width, height) of its frames: cameras may differ."""
-    tracker: Any
+    tracker: MainPersonTracker
     freshness: _Freshness = field(default_factory=_Freshness)
     ended: bool = False
 
@@ -101,9 +100,9 @@ class _Worker:
         batch: int,
         detector: FrameDetector,
         meter: StageMeter,
+        scores: Scores,
     ) -> None:
-        from detectord.detection.main_person import MainPersonTracker
-
+        """``scores``: what the configured detector's scores mean (``registry.scores_of``)."""
         self.worker = worker
         self.rings = rings
         self.batch = batch
@@ -112,7 +111,7 @@ class _Worker:
         self.cameras: list[_Camera] = []
         for index, camera in enumerate(rings.cameras):
             ring = camera.attach()
-            tracker = MainPersonTracker(main_person[index])
+            tracker = MainPersonTracker(main_person[index], scores)
             self.cameras.append(_Camera(index, camera.name, ring, ring.reader(worker), camera.frame_size, tracker))
         self.result_ring = rings.attach_results(worker)
         self.writer: RingWriter = self.result_ring.writer()
@@ -170,7 +169,7 @@ class _Worker:
             found += list(zip(group, self.detector([ref.pixels for _, ref in group]), strict=True))
         finished, busy = time.time(), time.perf_counter() - clock
         for (camera, ref), detections in found:
-            main = camera.tracker.update(detections)
+            main = camera.tracker.update(detections, ref.pts if self.lossless else ref.capture_ts)
             slot = claim(self.writer, stop, self.lossless)
             if slot is None:
                 camera.reader.release([ref])
@@ -213,7 +212,7 @@ def run_inference(
     taken: list[tuple[_Camera, FrameRef]] = []
     try:
         detector = detector_factory(model, rings.cameras[0].frame_size)
-        stage = _Worker(worker, rings, main_person, batch, detector, meter)
+        stage = _Worker(worker, rings, main_person, batch, detector, meter, registry.scores_of(model.name))
         meter.ready(LoadedModel(detector.info, tuple(detector.categories)))
         while not stop.is_set():
             round_ = stage.take()

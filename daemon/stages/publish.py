@@ -37,6 +37,7 @@ from detectord.daemon.pipeline.ringset import RingHandles
 from detectord.daemon.pipeline.telemetry import PipelineStats, StageMeter
 from detectord.daemon.results import FrameResult, LoadedModel, read_result
 from detectord.daemon.version import version
+from detectord.detection import scores_of
 from detectord.events import SceneChanges
 from detectord.ipc import EndOfStream, SlotRef, wait_any
 
@@ -76,6 +77,7 @@ class Publisher:
         self.reconciled = False
         """Home Assistant entities of an earlier run looked at (once, after the first connection)."""
         solo = len(rings.cameras) == 1
+        scores = scores_of(config.model.name)
         cameras = {camera.name: camera for camera in config.live_cameras}
         self.announced: set[str] = set()
         for ring in rings.cameras:
@@ -97,7 +99,7 @@ class Publisher:
             )
             self.announced |= set(messages)
             client_id = client_id_for(mqtt, camera.name, solo)
-            self.outlets.append(Outlet(ring, rings.downstream, mqtt, client_id, zones, config.events, messages))
+            self.outlets.append(Outlet(ring, rings.downstream, mqtt, client_id, zones, config.events, scores, messages))
 
     # -- results -------------------------------------------------------------------
 

@@ -15,8 +15,15 @@ What it does to a frame:
   of a 427x240 frame, which is upscaled 2x); larger frames are shrunk, which
   keeps the cost per frame the same (about 60 ms on one 2-vCPU machine);
 * OpenCV searches an image pyramid (scale step 1.05) and groups its hits;
-  boxes that still overlap are merged (non-maximum suppression, where a box
-  mostly inside a better one counts as overlapping it);
+* each hit is the detection *window*, which holds the person with a margin:
+  Dalal and Triggs' 64x128 window has "about 16 pixels of margin around the
+  person on all four sides", so the person is its central 32x96 pixels. The
+  box reported is that part (``WINDOW_MARGIN``: a quarter of the width on
+  each side, an eighth of the height above and below), not the window, which
+  was about twice a person's width;
+* boxes that still overlap are merged (non-maximum suppression: IoU at
+  least ``MERGE_IOU``, or one box nearly inside a better one), on the fitted
+  boxes, so two people side by side stay two;
 * the SVM's margin ``m`` (≥ 0 for a hit, unbounded above) becomes a score
   in 0..1 as ``1 - exp(-m)``: 0.5 is a margin of 0.69, 0.9 a margin of 2.3.
 """
@@ -30,12 +37,17 @@ import numpy as np
 
 from detectord.detection.errors import ModelOptionError
 from detectord.detection.registry import DetectorOptions
+from detectord.detection.tracking import box_iou
 from detectord.detection.types import PERSON, Detections, ModelInfo
 
 ANALYSIS_HEIGHT = 480
 """Frames are searched at this height: the 128-pixel window is then a person 27% of the frame tall."""
-OVERLAP = 0.65
-"""Two boxes are the same person when they overlap this much of the smaller one."""
+WINDOW_MARGIN = (0.25, 0.125)
+"""The detection window's margin around the person, as fractions of its width and height (each side)."""
+MERGE_IOU = 0.5
+"""Two fitted boxes are the same person when their IoU reaches this ..."""
+INSIDE = 0.8
+"""... or when this much of the smaller one lies inside the other."""
 CATEGORIES = ("__background__", "person")
 """Label 1 is a person, as in torchvision's COCO numbering, so the rest of detectord needs no special case."""
 
@@ -54,15 +66,27 @@ def _overlap_of_smaller(box: np.ndarray, others: np.ndarray) -> np.ndarray:
 
 
 def merge_overlapping(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Indices of the boxes kept, best first: each drops the weaker boxes that overlap ``OVERLAP`` of the smaller."""
+    """Indices of the boxes kept, best first: each drops the weaker boxes that are the same person (IoU at least
+    ``MERGE_IOU``, or ``INSIDE`` of the smaller within it)."""
     order = np.argsort(-scores, kind="stable")
     keep: list[int] = []
     while order.size:
         best = int(order[0])
         keep.append(best)
         rest = order[1:]
-        order = rest[_overlap_of_smaller(boxes[best], boxes[rest]) < OVERLAP]
+        same = (box_iou(boxes[best : best + 1], boxes[rest])[0] >= MERGE_IOU) | (
+            _overlap_of_smaller(boxes[best], boxes[rest]) >= INSIDE
+        )
+        order = rest[~same]
     return np.array(keep, np.int64)
+
+
+def fit_to_person(windows: np.ndarray) -> np.ndarray:
+    """The person inside each detection window (x1, y1, x2, y2): the window less its margin (``WINDOW_MARGIN``)."""
+    width = windows[:, 2] - windows[:, 0]
+    height = windows[:, 3] - windows[:, 1]
+    dx, dy = WINDOW_MARGIN[0] * width, WINDOW_MARGIN[1] * height
+    return np.stack([windows[:, 0] + dx, windows[:, 1] + dy, windows[:, 2] - dx, windows[:, 3] - dy], axis=1)
 
 
 def check(options: DetectorOptions) -> None:
@@ -113,7 +137,7 @@ class HogPeopleDetector:
         if len(rects) == 0:
             return Detections.empty()
         found = np.asarray(rects, np.float32).reshape(-1, 4)
-        boxes = np.concatenate([found[:, :2], found[:, :2] + found[:, 2:]], axis=1)
+        boxes = fit_to_person(np.concatenate([found[:, :2], found[:, :2] + found[:, 2:]], axis=1))
         boxes[:, [0, 2]] *= width / self.search_size[0]
         boxes[:, [1, 3]] *= height / self.search_size[1]
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)

@@ -74,9 +74,11 @@ def schemes_for(device: torch.device) -> list[str]:
     return schemes
 
 
-def _mains(detections: Sequence[Detections], threshold: float) -> list[MainPerson | None]:
+def main_persons(detections: Sequence[Detections], threshold: float) -> list[MainPerson | None]:
+    """The main person of each of ``detections``: frames spread over a video, a second apart as far as the
+    tracker knows (their true spacing does not matter for who is the largest)."""
     tracker = MainPersonTracker(MainPersonConfig(score_threshold=threshold))
-    return [tracker.update(d) for d in detections]
+    return [tracker.update(d, float(i)) for i, d in enumerate(detections)]
 
 
 def measure(
@@ -136,7 +138,7 @@ def measure(
             result.feature_error = feature_error(reference, detector, frames[:FEATURE_FRAMES])
             result.fidelity_map = fidelity_map(reference_frames, found)
             result.main_person_iou = main_person_iou(
-                _mains(reference_frames, main_threshold), _mains(found, main_threshold)
+                main_persons(reference_frames, main_threshold), main_persons(found, main_threshold)
             )
             del detector
             gc.collect()

@@ -33,6 +33,7 @@ EVENT = {
     "current_zones": ("door",),
     "entered_zones": ("door",),
     "snapshot_frame_id": 17,
+    "snapshot_box": (12.0, 20.0, 60.0, 178.0),
 }
 
 
@@ -40,6 +41,12 @@ def test_an_event_reads_back_as_it_was_built() -> None:
     parsed = parse_event(json.dumps(build_event(**EVENT)).encode())  # type: ignore[arg-type]
     assert parsed["id"] == EVENT["id"] and parsed["current_zones"] == ["door"] and parsed["snapshot_frame_id"] == 17
     assert parsed["end_time"] is None and parsed["box"] == [10.0, 20.0, 60.0, 180.0]
+    assert parsed["snapshot_box"] == [12.0, 20.0, 60.0, 178.0]
+
+
+def test_an_event_from_a_publisher_that_predates_snapshot_box_reads_as_none() -> None:
+    older = {key: value for key, value in build_event(**EVENT).items() if key != "snapshot_box"}  # type: ignore[arg-type]
+    assert parse_event(json.dumps(older).encode())["snapshot_box"] is None
 
 
 @pytest.mark.parametrize(

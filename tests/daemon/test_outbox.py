@@ -11,7 +11,7 @@ def _update(event: str, kind: str, snapshot: int | None = None, jpeg: bytes | No
     message: EventMessage = {
         "type": kind, "id": event, "camera": "cam", "label": "person", "track_id": 1, "start_time": 1.0,
         "end_time": 2.0 if kind == "end" else None, "score": 0.9, "top_score": 0.9, "box": (0, 0, 1, 1),
-        "current_zones": (), "entered_zones": (), "snapshot_frame_id": snapshot,
+        "current_zones": (), "entered_zones": (), "snapshot_frame_id": snapshot, "snapshot_box": None,
     }  # fmt: skip
     return EventUpdate(message, jpeg)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from detectord.detection import PERSON, DetectorOptions, ModelOptionError, check_options
-from detectord.detection.opencv.hog import HogPeopleDetector, margin_to_score, merge_overlapping
+from detectord.detection.opencv.hog import WINDOW_MARGIN, HogPeopleDetector, margin_to_score, merge_overlapping
 
 SAMPLES = Path("/usr/share/doc/opencv-doc/examples/data")
 PEDESTRIANS = SAMPLES / "vtest.avi"
@@ -62,10 +62,45 @@ def test_frames_of_any_size_are_searched_at_one_height_and_boxes_come_back_in_th
     assert (nearest < 12).mean() >= 0.5, "the same people, in the larger frame's pixels"
 
 
-def test_overlapping_boxes_merge_into_the_best_one() -> None:
+def test_overlapping_boxes_merge_into_the_best_one_and_neighbours_stay_apart() -> None:
     boxes = np.array([[10, 10, 60, 130], [14, 12, 58, 126], [20, 30, 50, 100], [200, 10, 250, 130]], np.float32)
     scores = np.array([0.7, 0.9, 0.5, 0.6], np.float32)
     assert merge_overlapping(boxes, scores).tolist() == [1, 3]
+    side_by_side = np.array([[100, 40, 120, 100], [112, 40, 132, 100]], np.float32)  # a third of each overlaps
+    assert merge_overlapping(side_by_side, np.array([0.9, 0.8], np.float32)).tolist() == [0, 1]
+
+
+def test_boxes_fit_the_person_not_the_detection_window_on_real_footage() -> None:
+    """The 64x128 window holds the person with a margin: reported as it was, a box was twice a person's width.
+    Foreground (a frame's difference from the background, the median of the clip) fills the fitted boxes about
+    twice as densely as the windows, and the fitted boxes still hold most of the windows' foreground."""
+    clip = frames(PEDESTRIANS, 120)
+    background = np.median(np.stack(clip[::4]), axis=0).astype(np.int16)
+    fills, windows, held = [], [], []
+    for image, found in zip(clip[:40], HogPeopleDetector(SIZE)(clip[:40]), strict=True):
+        moving = np.abs(image.astype(np.int16) - background).max(axis=2) > 30
+        for box, window in zip(found.boxes, _windows(found.boxes), strict=True):
+            inside, around = _pixels(moving, box), _pixels(moving, window)
+            if around.sum():
+                fills.append(inside.mean())
+                windows.append(around.mean())
+                held.append(inside.sum() / around.sum())
+    assert len(fills) >= 40
+    assert np.mean(fills) >= 1.5 * np.mean(windows), (np.mean(fills), np.mean(windows))
+    assert np.median(held) >= 0.6, "most of what moves around a person is the person"
+
+
+def _windows(boxes: np.ndarray) -> np.ndarray:
+    """The detection windows the fitted ``boxes`` came from (``WINDOW_MARGIN`` added back)."""
+    mx, my = WINDOW_MARGIN
+    width, height = (boxes[:, 2] - boxes[:, 0]) / (1 - 2 * mx), (boxes[:, 3] - boxes[:, 1]) / (1 - 2 * my)
+    return np.stack([boxes[:, 0] - mx * width, boxes[:, 1] - my * height, boxes[:, 2] + mx * width,
+                     boxes[:, 3] + my * height], axis=1)  # fmt: skip
+
+
+def _pixels(mask: np.ndarray, box: np.ndarray) -> np.ndarray:
+    x1, y1, x2, y2 = (max(0, round(float(v))) for v in box)
+    return mask[y1:y2, x1:x2]
     assert margin_to_score(np.array([0.0, np.log(2)]))[1] == pytest.approx(0.5)
 
 

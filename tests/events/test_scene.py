@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from detectord.detection import PERSON, Detections
+from detectord.detection.registry import PROBABILITIES
 from detectord.events import EventsConfig, OccupancyConfig, Scene, SceneChanges, SnapshotConfig, ZoneConfig
 from detectord.events.zones import resolve_zones
 
@@ -44,7 +45,7 @@ def walker(x: float) -> tuple[float, float, float, float]:
 
 def scene(**settings) -> Scene:
     config = EventsConfig(**{"end_after_s": 1.0, "update_interval_s": 0.0, **settings})
-    return Scene("cam", SIZE, resolve_zones([DOOR], SIZE), config)
+    return Scene("cam", SIZE, resolve_zones([DOOR], SIZE), config, scores=PROBABILITIES)
 
 
 def test_a_person_crossing_into_a_zone_makes_new_then_update_with_the_zone_then_end_under_one_id() -> None:

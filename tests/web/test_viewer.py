@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -279,13 +281,18 @@ const items = [...s.querySelectorAll(".events li")];
 return {
   occupancy: s.querySelector(".occupancy").textContent,
   count: s.querySelector(".count").textContent,
-  events: items.map((li) => ({id: li.dataset.id, type: li.dataset.type, text: li.textContent,
-    thumbnail: li.querySelector("img").naturalWidth})),
+  events: items.map((li) => {
+    const c = li.querySelector("canvas");
+    const drawn = c.dataset.crop ? [...c.getContext("2d").getImageData(c.width >> 1, c.height >> 1, 1, 1).data] : null;
+    return {id: li.dataset.id, type: li.dataset.type, text: li.textContent, crop: c.dataset.crop || null,
+      size: [c.width, c.height], centre: drawn, full: li.querySelector("a").href.startsWith("blob:")};
+  }),
 };
 """
 
 
 def _event(event_id: str, kind: str, start: float, zones: list[str], snapshot: int | None) -> str:
+    """An event of the person at (10, 10)-(50, 120); the snapshot it names shows them there."""
     return json.dumps(
         build_event(
             type=kind,
@@ -301,6 +308,7 @@ def _event(event_id: str, kind: str, start: float, zones: list[str], snapshot: i
             current_zones=zones,
             entered_zones=zones,
             snapshot_frame_id=snapshot,
+            snapshot_box=None if snapshot is None else [10, 10, 50, 120],
         )
     )
 
@@ -317,7 +325,11 @@ def test_the_page_shows_occupancy_counts_events_with_thumbnails_and_draws_zones(
     mqtt.publish("detector/front/person", "2", retain=True)
     mqtt.publish("detector/front/zones/door/person", "1", retain=True)
     mqtt.publish("detector/front/zones/door/occupancy", "ON", retain=True)
-    mqtt.publish("detector/front/person/snapshot", jpeg(value=200), user_property=[("frame_id", "7")])
+    snapshot = np.full((240, 427, 3), 30, np.uint8)
+    snapshot[10:120, 10:50] = 230  # the person, where the event's snapshot_box says
+    mqtt.publish(
+        "detector/front/person/snapshot", cv2.imencode(".jpg", snapshot)[1].tobytes(), user_property=[("frame_id", "7")]
+    )
     mqtt.publish("detector/front/events", _event("e-old", "new", 1000.0, [], 7))
     mqtt.publish("detector/front/events", _event("e-new", "new", 2000.0, ["door"], None))
     mqtt.publish("detector/front/events", _event("e-old", "end", 1000.0, [], 7))
@@ -325,16 +337,20 @@ def test_the_page_shows_occupancy_counts_events_with_thumbnails_and_draws_zones(
 
     def shown() -> dict | None:
         scene = browser.execute_script(SCENE, "front")
-        ended = scene and any(e["type"] == "end" and e["thumbnail"] for e in scene["events"])
+        ended = scene and any(e["type"] == "end" and e["crop"] for e in scene["events"])
         return scene if ended and len(scene["events"]) == 2 and "door" in scene["count"] else None
 
     scene = _wait(shown)
     assert scene is not None, (browser.execute_script(SCENE, "front"), viewer.log.read_text())
     assert scene["occupancy"] == "occupied"
-    assert scene["count"] == "2 people · door: 1"
+    assert scene["count"] == "2 people (1 in view) · door: 1", "events going on, and the boxes drawn"
     assert [e["id"] for e in scene["events"]] == ["e-new", "e-old"], "newest first"
     assert "zones: door" in scene["events"][0]["text"]
-    assert scene["events"][1]["thumbnail"] == 427, "the snapshot the event names"
+    thumb = scene["events"][1]
+    assert thumb["crop"] == "person" and thumb["full"], "a crop around the person, the whole snapshot on click"
+    width, height = thumb["size"]
+    assert height == 72 and width < height, f"the person's shape, not the frame's: {thumb['size']}"
+    assert min(thumb["centre"][:3]) > 180, f"the person fills the thumbnail: {thumb['centre']}"
     assert _wait(lambda: browser.execute_script(
         "const s = document.querySelector('section[data-camera=\"front\"]'); return s && s.dataset.frameId"
     ))  # fmt: skip

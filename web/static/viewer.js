@@ -9,6 +9,8 @@ const ZONE_COLOR = "rgba(255, 200, 0, 0.9)";
 const ZONE_FILL = "rgba(255, 200, 0, 0.12)";
 const ZONE_OCCUPIED_FILL = "rgba(255, 120, 0, 0.3)";
 const MAX_EVENTS = 20;
+const THUMB_WIDTH = 96;
+const THUMB_HEIGHT = 72;
 const cameras = new Map();
 const picker = document.getElementById("picker");
 const connection = document.getElementById("connection");
@@ -28,7 +30,7 @@ function camera(name) {
     node, canvas: node.querySelector("canvas"), status: node.querySelector(".status"),
     stats: node.querySelector(".stats"), frames: [], latencies: [], drawing: false, next: null,
     occupancy: node.querySelector(".occupancy"), count: node.querySelector(".count"),
-    events: node.querySelector(".events"), scene: {},
+    events: node.querySelector(".events"), scene: {}, inView: null,
   };
   cam.ctx = cam.canvas.getContext("2d");
   cameras.set(name, cam);
@@ -52,7 +54,12 @@ function showScene(cam, scene) {
   cam.occupancy.textContent = occupied === true ? "occupied" : occupied === false ? "vacant" : "no data";
   cam.occupancy.className = "badge occupancy" + (occupied === true ? " occupied" : occupied === false ? " vacant" : "");
   const parts = [];
-  if (typeof cam.scene.count === "number") parts.push(`${cam.scene.count} ${cam.scene.count === 1 ? "person" : "people"}`);
+  if (typeof cam.scene.count === "number") {
+    const people = `${cam.scene.count} ${cam.scene.count === 1 ? "person" : "people"}`;
+    // the count is of events going on (a person stays counted until unseen for end_after_s); in view are
+    // the person boxes of the frame on the canvas
+    parts.push(cam.inView === null || cam.inView === cam.scene.count ? people : `${people} (${cam.inView} in view)`);
+  }
   for (const [zone, count] of Object.entries(cam.scene.zone_counts || {})) parts.push(`${zone}: ${count}`);
   cam.count.textContent = parts.join(" · ");
 }
@@ -61,31 +68,59 @@ function clock(epoch) {
   return new Date(epoch * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
-// One line per event, newest first; a later message of the same event replaces its line.
+// The person, not the whole frame: the snapshot cropped around snapshot_box (with a margin), drawn into
+// the thumbnail's canvas; an older publisher's event without the box shows the whole frame.
+async function thumbnail(canvas, blob, box) {
+  const bitmap = await createImageBitmap(blob);
+  let [x, y, w, h] = [0, 0, bitmap.width, bitmap.height];
+  if (box) {
+    const [x1, y1, x2, y2] = box;
+    const margin = 0.25 * Math.max(x2 - x1, y2 - y1);
+    x = Math.max(0, x1 - margin);
+    y = Math.max(0, y1 - margin);
+    w = Math.min(bitmap.width, x2 + margin) - x;
+    h = Math.min(bitmap.height, y2 + margin) - y;
+  }
+  const scale = Math.min(THUMB_HEIGHT / h, THUMB_WIDTH / w);
+  canvas.width = Math.max(1, Math.round(w * scale));
+  canvas.height = Math.max(1, Math.round(h * scale));
+  canvas.getContext("2d").drawImage(bitmap, x, y, w, h, 0, 0, canvas.width, canvas.height);
+  canvas.dataset.crop = box ? "person" : "frame";
+  bitmap.close();
+}
+
+// One line per event, newest first; a later message of the same event replaces its line. The thumbnail
+// links to the whole snapshot.
 function showEvent(cam, event, blob) {
   let item = cam.events.querySelector(`li[data-id="${CSS.escape(event.id)}"]`);
   if (!item) {
     item = document.createElement("li");
     item.dataset.id = event.id;
-    item.append(document.createElement("img"), document.createElement("span"), document.createElement("span"));
+    const link = document.createElement("a");
+    link.className = "snapshot";
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.append(document.createElement("canvas"));
+    item.append(link, document.createElement("span"), document.createElement("span"));
     item.children[1].className = "when";
     item.children[2].className = "zones";
     const later = [...cam.events.children].find((other) => Number(other.dataset.start) < event.start_time);
     cam.events.insertBefore(item, later || null);
     while (cam.events.children.length > MAX_EVENTS) {
       const last = cam.events.lastElementChild;
-      if (last.children[0].src) URL.revokeObjectURL(last.children[0].src);
+      if (last.children[0].href) URL.revokeObjectURL(last.children[0].href);
       last.remove();
     }
   }
   item.dataset.start = String(event.start_time);
   item.dataset.type = event.type;
   item.classList.toggle("ongoing", event.type !== "end");
-  const [image, when, zones] = item.children;
+  const [link, when, zones] = item.children;
   if (blob) {
-    if (image.src) URL.revokeObjectURL(image.src);
-    image.src = URL.createObjectURL(blob);
-    image.alt = `${event.label} ${event.top_score.toFixed(2)}`;
+    if (link.href) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(blob);
+    link.title = `${event.label} ${event.top_score.toFixed(2)}: the whole snapshot`;
+    thumbnail(link.firstElementChild, blob, event.snapshot_box).catch((err) => console.warn("thumbnail", err));
   }
   const span = event.end_time ? `${clock(event.start_time)}–${clock(event.end_time)}` : clock(event.start_time);
   when.textContent = `${span} ${event.label} ${event.top_score.toFixed(2)}`;
@@ -187,6 +222,11 @@ function draw(cam, frame, bitmap) {
     ctx.strokeStyle = MAIN_COLOR;
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
     label(ctx, `main #${main.track_id} ${main.score.toFixed(2)}`, x1, y1, MAIN_COLOR);
+  }
+  const inView = frame.detections.filter((d) => d.label === "person").length;
+  if (inView !== cam.inView) {
+    cam.inView = inView;
+    showScene(cam, cam.scene);
   }
   cam.frames.push(performance.now());
   if (frame.ts && frame.ts.capture) {
