@@ -15,15 +15,13 @@ from .payloads import (
     Detection,
     DetectionsMessage,
     Malformed,
-    StatsMessage,
     build_detections,
-    build_stats,
     frame_properties,
     parse_detections,
     parse_frame,
-    parse_stats,
     parse_status,
 )
+from .stats import StatsMessage, build_stats, parse_stats
 from .topics import KINDS, TopicKind, Topics
 
 __all__ = [

@@ -8,6 +8,7 @@ one device per camera with these entities:
   ``sensor`` person count (``state_class: measurement``), for the camera and
   for each of its zones;
 * ``camera``: the snapshot of the latest person event;
+* ``binary_sensor`` motion (``device_class: motion``), where motion gating is on;
 * diagnostic sensors: inference frames per second and dropped frames, read
   from the retained stats message with a ``value_template``.
 
@@ -89,9 +90,11 @@ def discovery_messages(
     model: str,
     sw_version: str,
     inference_stages: Sequence[str],
+    motion: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Topic → configuration of every entity of ``camera``; ``inference_stages`` name the stats' inference
-    stages whose rates add up to the camera's inference rate."""
+    stages whose rates add up to the camera's inference rate; ``motion``: the camera's motion is computed (a
+    motion sensor)."""
     device = {
         "identifiers": [f"detectord_{safe_id(topics.prefix)}_{safe_id(camera)}"],
         "name": camera,
@@ -133,6 +136,11 @@ def discovery_messages(
             **diagnostic,
         ),
     ]
+    if motion:
+        entities.append(
+            entity("binary_sensor", "motion", "Motion", state_topic=topics.topic(camera, "motion"),
+                   device_class="motion", payload_on=ON, payload_off=OFF)
+        )  # fmt: skip
     for zone in zones:
         key = f"zone_{safe_id(zone)}"
         entities += [

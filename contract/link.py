@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,9 @@ TAKEN_OVER_AFTER = 3
 one client id take the session from each other on every reconnect (a broker that does not send reason
 code 0x8E, like Mosquitto 2.0.11, only closes the socket)."""
 
+BACKLOG = 10_000
+"""Most publications waiting for a packet id (beyond it, the oldest are dropped: a broker that does not
+acknowledge anything for that long is not there)."""
 MessageHandler = Callable[[str, bytes], None]
 Publication = tuple[str, str | bytes, str | None, dict[str, Any]]
 """(kind, payload, zone, MQTT properties): one of a camera's publications, as ``CameraLink.send`` takes it."""
@@ -53,12 +57,14 @@ class _InFlight(PersistentStorage):  # type: ignore[misc]
     (``lost``), so that the link publishes it again.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, acknowledged: Callable[[], None]) -> None:
+        """``acknowledged`` is called when the broker acknowledges a publication (a packet id is free again)."""
         super().__init__()
         self.next: Publication | None = None
         """What the next ``push_message`` stores (set just before gmqtt's publish)."""
         self._what: dict[int, Publication] = {}
         self.lost: list[Publication] = []
+        self._acknowledged = acknowledged
 
     def push_message(self, mid: int, raw_package: bytes) -> None:
         super().push_message(mid, raw_package)
@@ -69,6 +75,7 @@ class _InFlight(PersistentStorage):  # type: ignore[misc]
     def remove_message_by_mid(self, mid: int) -> None:
         super().remove_message_by_mid(mid)
         self._what.pop(mid, None)
+        self._acknowledged()
 
     def clear(self) -> None:
         self.lost += [self._what[mid] for mid, _ in self.get_all() if mid in self._what]
@@ -105,7 +112,10 @@ class CameraLink:
         self._giving_up: asyncio.Future[None] | None = None
         status = self.topics.topic(camera, "status")
         will = gmqtt.Message(status, OFFLINE, qos=KINDS["status"].qos, retain=True)
-        self._in_flight = _InFlight()
+        self._in_flight = _InFlight(self._acknowledged)
+        self._backlog: deque[Callable[[], None]] = deque(maxlen=BACKLOG)
+        """Publications and subscriptions waiting for a packet id: the broker lets only so many be in flight
+        (its receive maximum, Mosquitto's 20), and gmqtt refuses more (OverflowError) instead of queueing."""
         self.client: Any = make_client(config, client_id, will=will, storage=self._in_flight)
         self.client.on_connect = self._connected
         self.client.on_disconnect = self._disconnected
@@ -122,24 +132,64 @@ class CameraLink:
     def send(self, kind: str, payload: str | bytes, zone: str | None = None, **properties: Any) -> None:
         """Publish ``payload`` as this camera's ``kind`` (with its QoS and retain flag from ``KINDS``).
 
-        A QoS 1 publication the broker has not acknowledged when the connection
-        drops is published again after reconnecting, before anything newer.
+        A QoS 1 publication waits its turn while the broker's window of
+        unacknowledged ones is full, and one the broker has not acknowledged
+        when the connection drops is published again after reconnecting.
         """
         spec = KINDS[kind]
         topic = self.topics.topic(self.camera, kind, zone)
-        if spec.qos:
-            self._in_flight.next = (kind, payload, zone, properties)
-        try:
-            self.client.publish(topic, payload, qos=spec.qos, retain=spec.retain, **properties)
-        finally:
-            self._in_flight.next = None
+        tag = (kind, payload, zone, properties) if spec.qos else None
+        self._publish(topic, payload, spec.qos, spec.retain, properties, tag)
 
     def publish(self, topic: str, payload: str | bytes, qos: int, retain: bool) -> None:
         """Publish outside the camera's topics (Home Assistant's discovery configurations)."""
-        self.client.publish(topic, payload, qos=qos, retain=retain)
+        self._publish(topic, payload, qos, retain, {}, None)
 
     def subscribe(self, topic: str, qos: int = 1) -> None:
-        self.client.subscribe(topic, qos=qos)
+        self._submit(lambda: self.client.subscribe(topic, qos=qos))
+
+    def _publish(
+        self,
+        topic: str,
+        payload: str | bytes,
+        qos: int,
+        retain: bool,
+        properties: dict[str, Any],
+        tag: Publication | None,
+    ) -> None:
+        def go() -> None:
+            self._in_flight.next = tag
+            try:
+                self.client.publish(topic, payload, qos=qos, retain=retain, **properties)
+            finally:
+                self._in_flight.next = None
+
+        if qos:
+            self._submit(go)
+        else:
+            go()
+
+    def _submit(self, action: Callable[[], None]) -> None:
+        """Do ``action`` now, or after what waits before it when no packet id is free."""
+        if self._backlog:
+            self._backlog.append(action)
+            return
+        try:
+            action()
+        except OverflowError:
+            self._backlog.append(action)
+
+    def _acknowledged(self) -> None:
+        if self._backlog:
+            asyncio.get_running_loop().call_soon(self._drain)
+
+    def _drain(self) -> None:
+        while self._backlog:
+            try:
+                self._backlog[0]()
+            except OverflowError:
+                return
+            self._backlog.popleft()
 
     async def close(self) -> None:
         """Clean stop: say ``offline`` ourselves (a clean disconnect does not fire the will), then leave."""
@@ -158,8 +208,12 @@ class CameraLink:
         log.info("camera %s: connected to %s", self.camera, self.config.address)
         self.send("status", ONLINE)
         lost, self._in_flight.lost = self._in_flight.lost, []
+        waiting = list(self._backlog)  # never sent: newer than what was in flight when the connection dropped
+        self._backlog.clear()
         for kind, payload, zone, extra in lost:
             self.send(kind, payload, zone, **extra)
+        self._backlog.extend(waiting)
+        self._drain()
         self._on_connected()
 
     def _message(self, client: Any, topic: str, payload: bytes, qos: int, properties: Any) -> int:

@@ -23,6 +23,8 @@ OFFLINE = "offline"
 MAX_JSON_BYTES = 256 * 1024
 MAX_JPEG_BYTES = 8 * 1024 * 1024
 MAX_DETECTIONS = 1000
+MAX_MOTION = 64
+REASONS = ("motion", "tracking", "keepalive", "ungated", "idle")
 MAX_TEXT = 256
 MAX_DEPTH = 32
 """Deepest nesting of arrays and objects a JSON payload may have (the contract's go 4 deep): deeper ones are
@@ -31,7 +33,6 @@ _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 TIMESTAMPS = ("capture", "inference_start", "inference_end", "publish")
 MODEL_KEYS = ("name", "precision", "device")
-PERCENTILES = ("p50_ms", "p90_ms", "p99_ms")
 
 
 class Malformed(ValueError):
@@ -55,6 +56,14 @@ class MainPersonJson(TypedDict):
     track_id: int
 
 
+class InferenceJson(TypedDict):
+    ran: bool
+    """Whether the model ran on this frame; when not, ``detections`` are those of the last frame it ran on."""
+    reason: str
+    """``motion``, ``tracking`` (a person was there: re-checked), ``keepalive``, ``ungated`` (motion gating is
+    off), or ``idle`` (the model did not run: nothing moved)."""
+
+
 class DetectionsMessage(TypedDict):
     """A ``detections`` message as ``parse_detections`` returns it: every field checked."""
 
@@ -65,42 +74,10 @@ class DetectionsMessage(TypedDict):
     model: dict[str, str]
     detections: list[DetectionJson]
     main_person: MainPersonJson | None
-
-
-class ProcessUsage(TypedDict):
-    pid: int | None
-    cpu_percent: float | None
-    rss_mb: float | None
-    uss_mb: float | None
-
-
-class StageStats(ProcessUsage):
-    fps: float
-    frames: int
-    restarts: int
-    status: str
-
-
-class MqttStats(TypedDict):
-    connected: bool
-    connections: int
-    sent: int
-
-
-class StatsMessage(TypedDict):
-    """A ``stats`` message as ``parse_stats`` returns it: every field checked."""
-
-    camera: str
-    host: str
-    ts: float
-    uptime_s: float
-    source: dict[str, str]
-    stages: dict[str, StageStats]
-    drops: dict[str, int]
-    latency: dict[str, dict[str, float] | None]
-    mqtt: MqttStats
-    supervisor: ProcessUsage
-    device: dict[str, Any]
+    inference: InferenceJson | None
+    """Added to v1 compatibly (as ``motion``): None from a publisher that predates motion gating."""
+    motion: list[list[float]] | None
+    """Where the picture moved (boxes); None where motion is not computed."""
 
 
 @dataclass(frozen=True)
@@ -146,12 +123,20 @@ def build_detections(
     model: Mapping[str, str],
     detections: Sequence[Detection],
     main_person: tuple[int, int] | None,
+    inference: InferenceJson | None = None,
+    motion: Sequence[Sequence[float]] | None = None,
 ) -> dict[str, Any]:
-    """``<prefix>/<camera>/detections``: one processed frame. ``size`` is (width, height).
+    """``<prefix>/<camera>/detections``: one frame. ``size`` is (width, height).
 
-    ``main_person`` is (index into ``detections``, track id), or None.
+    ``main_person`` is (index into ``detections``, track id), or None. ``inference`` says whether the model
+    ran on the frame and why; ``motion`` where the picture moved (None: not computed).
     """
-    return {
+    optional: dict[str, Any] = {}
+    if inference is not None:
+        optional["inference"] = {"ran": bool(inference["ran"]), "reason": str(inference["reason"])}
+    if motion is not None:
+        optional["motion"] = [_box_json(box) for box in motion]
+    return optional | {
         "v": VERSION,
         "camera": camera,
         "frame_id": frame_id,
@@ -166,43 +151,6 @@ def build_detections(
 def frame_properties(frame_id: int) -> dict[str, Any]:
     """MQTT 5 properties of ``<prefix>/<camera>/frame``: what pairs the JPEG with its detections."""
     return {"content_type": "image/jpeg", "user_property": [("frame_id", str(frame_id))]}
-
-
-def build_stats(
-    *,
-    camera: str,
-    host: str,
-    ts: float,
-    uptime_s: float,
-    source_status: str,
-    stages: Mapping[str, Mapping[str, Any]],
-    drops: Mapping[str, int],
-    latency: Mapping[str, Mapping[str, float] | None],
-    mqtt: Mapping[str, Any],
-    supervisor: Mapping[str, Any],
-    device: Mapping[str, Any],
-) -> dict[str, Any]:
-    """``<prefix>/<camera>/stats`` (retained): rates, drops, latencies, the connection, and the device.
-
-    ``host`` is the machine the camera's daemon runs on: camera names are
-    unique across every host publishing to one broker. ``device``: the CPU
-    (``cpu``, ``cpu_flags``), and the model's ``name``, ``precision``,
-    ``device`` and ``reason`` (why that precision) once inference has loaded it.
-    """
-    return {
-        "v": VERSION,
-        "camera": camera,
-        "host": host,
-        "ts": ts,
-        "uptime_s": round(uptime_s, 1),
-        "source": {"status": source_status},
-        "stages": {name: dict(stage) for name, stage in stages.items()},
-        "drops": dict(drops),
-        "latency": {name: dict(p) if p is not None else None for name, p in latency.items()},
-        "mqtt": dict(mqtt),
-        "supervisor": dict(supervisor),
-        "device": dict(device),
-    }
 
 
 # -- validators -----------------------------------------------------------------------
@@ -308,7 +256,26 @@ def parse_detections(payload: bytes) -> DetectionsMessage:
         "model": {k: str(v)[:64] for k, v in model.items() if k in MODEL_KEYS},
         "detections": checked,
         "main_person": None if main is None else _main_person(main, checked),
+        "inference": _inference(data.get("inference")),
+        "motion": _motion(data.get("motion")),
     }
+
+
+def _inference(value: Any) -> InferenceJson | None:
+    if value is None:
+        return None
+    inference = _object(value, "inference")
+    if not isinstance(inference.get("ran"), bool) or inference.get("reason") not in REASONS:
+        raise Malformed(f"inference is not {{ran: true|false, reason: {'|'.join(REASONS)}}}")
+    return {"ran": inference["ran"], "reason": inference["reason"]}
+
+
+def _motion(value: Any) -> list[list[float]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > MAX_MOTION:
+        raise Malformed(f"motion is not a list of boxes (at most {MAX_MOTION})")
+    return [_box(box, "motion") for box in value]
 
 
 def _main_person(value: Any, detections: list[DetectionJson]) -> MainPersonJson:
@@ -345,79 +312,3 @@ def parse_status(payload: bytes) -> str:
     if text not in (ONLINE, OFFLINE):
         raise Malformed(f"status {text[:32]!r} is neither {ONLINE} nor {OFFLINE}")
     return text
-
-
-def _process(what: str, value: Any) -> ProcessUsage:
-    """pid and resources of one process (a stage, or the supervisor)."""
-    process = _object(value, what)
-    pid = process.get("pid")
-    return {
-        "pid": None if pid is None else _integer(pid, f"{what}.pid", 1),
-        "cpu_percent": _optional_number(process.get("cpu_percent"), f"{what}.cpu_percent"),
-        "rss_mb": _optional_number(process.get("rss_mb"), f"{what}.rss_mb"),
-        "uss_mb": _optional_number(process.get("uss_mb"), f"{what}.uss_mb"),
-    }
-
-
-def _stage(name: str, value: Any) -> StageStats:
-    what = f"stages.{name}"
-    stage = _object(value, what)
-    usage = _process(what, stage)
-    return {
-        "fps": _number(stage.get("fps"), f"{what}.fps"),
-        "frames": _integer(stage.get("frames"), f"{what}.frames"),
-        "restarts": _integer(stage.get("restarts"), f"{what}.restarts"),
-        "status": _text(stage.get("status", ""), f"{what}.status"),
-        "pid": usage["pid"],
-        "cpu_percent": usage["cpu_percent"],
-        "rss_mb": usage["rss_mb"],
-        "uss_mb": usage["uss_mb"],
-    }
-
-
-def _percentiles(name: str, value: Any) -> dict[str, float] | None:
-    if value is None:
-        return None
-    p = _object(value, f"latency.{name}")
-    return {key: _number(p.get(key), f"latency.{name}.{key}") for key in PERCENTILES}
-
-
-def parse_stats(payload: bytes) -> StatsMessage:
-    """A stats message, every field checked: a page renders what this returns as it is."""
-    data = _json_object(payload, "stats")
-    stages = _object(data.get("stages"), "stages")
-    drops = _object(data.get("drops"), "drops")
-    latency = _object(data.get("latency"), "latency")
-    source = _object(data.get("source"), "source")
-    mqtt = _object(data.get("mqtt"), "mqtt")
-    return {
-        "camera": _text(data.get("camera"), "camera"),
-        "host": _text(data.get("host"), "host"),
-        "ts": _number(data.get("ts"), "ts"),
-        "uptime_s": _number(data.get("uptime_s"), "uptime_s"),
-        "source": {"status": _text(source.get("status", ""), "source.status")},
-        "stages": {_text(name, "stage name"): _stage(name, value) for name, value in stages.items()},
-        "drops": {_text(name, "drop name"): _integer(value, f"drops.{name}") for name, value in drops.items()},
-        "latency": {_text(name, "latency name"): _percentiles(name, value) for name, value in latency.items()},
-        "mqtt": {
-            "connected": bool(mqtt.get("connected")),
-            "connections": _integer(mqtt.get("connections"), "mqtt.connections"),
-            "sent": _integer(mqtt.get("sent"), "mqtt.sent"),
-        },
-        "supervisor": _process("supervisor", data.get("supervisor")),
-        "device": _device(data.get("device", {})),
-    }
-
-
-DEVICE_TEXTS = ("cpu", "name", "precision", "device", "reason")
-
-
-def _device(value: Any) -> dict[str, Any]:
-    device = _object(value, "device")
-    flags = device.get("cpu_flags", [])
-    if not isinstance(flags, list) or len(flags) > 32:
-        raise Malformed("device.cpu_flags is not a list of flags")
-    return {
-        **{key: _text(device[key], f"device.{key}") for key in DEVICE_TEXTS if device.get(key) is not None},
-        "cpu_flags": [_text(flag, "device.cpu_flags")[:32] for flag in flags],
-    }

@@ -38,6 +38,7 @@ KINDS: dict[str, TopicKind] = {
         TopicKind("events", qos=1, retain=False),
         TopicKind("person", qos=1, retain=True),
         TopicKind("occupancy", qos=1, retain=True),
+        TopicKind("motion", qos=1, retain=True),
         TopicKind("snapshot", qos=1, retain=True, path="person/snapshot"),
         TopicKind("zones", qos=1, retain=True),
         TopicKind("zone_person", qos=1, retain=True, path=f"zones/{ZONE}/person"),

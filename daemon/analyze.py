@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from detectord.detection.motion import MotionConfig
+
 from .cli.progress import Progress
 from .config import AnalyzeConfig
 from .output_files import StagedFile
@@ -23,7 +25,7 @@ from .pipeline.ringset import RingSet
 from .pipeline.supervisor import Stage, finish_for, stop_signals
 from .pipeline.telemetry import StageReport
 from .stages.capture import run_capture
-from .stages.inference import DetectorFactory, load_configured_detector, run_inference
+from .stages.inference import DetectorFactory, InferenceSettings, load_configured_detector, run_inference
 from .stages.output import run_writer
 from .stages.sources import VideoInfo, probe_video
 
@@ -115,11 +117,11 @@ class Analysis(Job):
     def start(self, name: str) -> Stage:
         cfg, handles = self.config, self.rings.handles
         if name == "capture":
-            return self.supervisor.start(name, run_capture, handles.cameras[0], self.video, cfg.max_frames)
+            motion = MotionConfig() if cfg.skip_still else None
+            return self.supervisor.start(name, run_capture, handles.cameras[0], self.video, cfg.max_frames, motion)
         if name == "inference":
-            return self.supervisor.start(
-                name, run_inference, handles, 0, cfg.model, (cfg.main_person,), cfg.batch, self.factory
-            )
+            settings = InferenceSettings(cfg.model, (cfg.main_person,), cfg.batch, skip_still=cfg.skip_still)
+            return self.supervisor.start(name, run_inference, handles, 0, settings, self.factory)
         out, annotated = self.files
         return self.supervisor.start(name, run_writer, handles, out, annotated, self.video.fps, self.control_receive)
 

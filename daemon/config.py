@@ -26,6 +26,7 @@ from detectord.detection import (
     family,
     resolve_device_name,
 )
+from detectord.detection.motion import MotionConfig
 from detectord.events import EventsConfig, Zone, ZoneConfig, resolve_zones
 
 
@@ -157,6 +158,9 @@ class AnalyzeConfig:
     """Frames per inference call."""
     max_frames: int | None = None
     """Analyse only the first this many frames (None: all)."""
+    skip_still: bool = False
+    """Where nothing moved since the last frame the model ran on, reuse its detections (marked) instead of
+    running the model: every frame is still written once."""
     frame: FrameConfig = field(default_factory=FrameConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     main_person: MainPersonConfig = field(default_factory=MainPersonConfig)
@@ -254,6 +258,8 @@ class CameraConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     frame: FrameConfig | None = None
     main_person: MainPersonConfig | None = None
+    motion: MotionConfig | None = None
+    """This camera's ``[cameras.motion]``, over the daemon's ``[motion]`` (its mask is the camera's own)."""
     zones: tuple[ZoneConfig, ...] = ()
     """Named areas of this camera's picture (``[[cameras.zones]]``)."""
 
@@ -274,6 +280,29 @@ class InferenceConfig:
         for key, value, most in (("batch", self.batch, 64), ("workers", self.workers, 8)):
             if not 1 <= value <= most:
                 raise ConfigError(f"inference.{key} must be between 1 and {most}, got {value}")
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """``[detect]``: when the model runs on a camera whose motion gating is on (``[motion]``)."""
+
+    stationary_interval_s: float = 2.0
+    """While the last model run on a camera found a person, run it again at least this often, moving or not:
+    a person standing still stays followed, and their event goes on (keep it below ``events.end_after_s``)."""
+    idle_interval_s: float = 10.0
+    """Run the model at least this often on a camera where nothing moves (keep-alive: state heals)."""
+    idle_fps: float = 1.0
+    """Frames published per second of a camera the model is idle on (marked: the model did not run on them),
+    so that the viewer stays live."""
+
+    def __post_init__(self) -> None:
+        for key, value, low, high in (
+            ("stationary_interval_s", self.stationary_interval_s, 0.1, 3600.0),
+            ("idle_interval_s", self.idle_interval_s, 0.1, 3600.0),
+            ("idle_fps", self.idle_fps, 0.1, 30.0),
+        ):
+            if not low <= value <= high:
+                raise ConfigError(f"detect.{key} must be between {low:g} and {high:g}, got {value}")
 
 
 BOTH_FORMS = (
@@ -301,6 +330,9 @@ class DaemonConfig:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    """Motion gating: the model runs where something moves (``[detect]`` says when else)."""
+    detect: DetectConfig = field(default_factory=DetectConfig)
     zones: tuple[ZoneConfig, ...] = ()
     """The single camera's zones (``[[zones]]``); with ``[[cameras]]`` each camera has its own."""
 
@@ -311,6 +343,8 @@ class DaemonConfig:
                 raise ConfigError(BOTH_FORMS)
             if self.zones:
                 raise ConfigError("zones: with [[cameras]], each camera has its own zones ([[cameras.zones]])")
+            if self.motion.mask:
+                raise ConfigError("motion.mask: with [[cameras]], each camera has its own mask ([cameras.motion])")
             seen: set[str] = set()
             for camera in self.cameras:
                 if camera.name in seen:
@@ -321,17 +355,21 @@ class DaemonConfig:
         elif not self.source.uri:
             raise ConfigError("source.uri is not set: pass --source (a device, camera index, file or URL)")
         for camera in self.live_cameras:
+            where = f"cameras.{camera.name}." if self.cameras else ""
             try:
                 self.zones_of(camera)
             except ValueError as exc:
-                where = f"cameras.{camera.name}.zones" if self.cameras else "zones"
-                raise ConfigError(f"{where}: {exc}") from None
+                raise ConfigError(f"{where}zones: {exc}") from None
+            try:
+                self.motion_of(camera).mask_in(self.frame_of(camera).size)
+            except ValueError as exc:
+                raise ConfigError(f"{where}{exc}") from None
 
     @property
     def live_cameras(self) -> tuple[CameraConfig, ...]:
         """The cameras to run: the enabled ``[[cameras]]``, or the single camera as one of them."""
         if not self.cameras:
-            return (CameraConfig(self.camera, source=self.source, zones=self.zones),)
+            return (CameraConfig(self.camera, source=self.source, zones=self.zones, motion=self.motion),)
         return tuple(camera for camera in self.cameras if camera.enabled)
 
     @property
@@ -344,6 +382,9 @@ class DaemonConfig:
 
     def main_person_of(self, camera: CameraConfig) -> MainPersonConfig:
         return camera.main_person or self.main_person
+
+    def motion_of(self, camera: CameraConfig) -> MotionConfig:
+        return camera.motion or self.motion
 
     def zones_of(self, camera: CameraConfig) -> tuple[Zone, ...]:
         """The camera's zones in pixels of its frames."""

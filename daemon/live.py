@@ -34,9 +34,9 @@ from .pipeline.notify import Notifier
 from .pipeline.restarts import Restarts
 from .pipeline.ringset import RingSet
 from .pipeline.supervisor import Stage, stop_signals
-from .pipeline.telemetry import PipelineStats, ProcessProbe, StageRates, drops
+from .pipeline.telemetry import GatingRates, PipelineStats, ProcessProbe, StageRates, drops
 from .stages.capture import run_live_capture
-from .stages.inference import DetectorFactory, load_configured_detector, run_inference
+from .stages.inference import DetectorFactory, InferenceSettings, load_configured_detector, run_inference
 from .stages.publish import PUBLISHING, run_publisher
 from .stages.sources import LiveSource, SourceError
 
@@ -64,6 +64,7 @@ class Daemon(Job):
         self.notifier = Notifier()
         self.restarts = {name: Restarts() for name in self.stages}
         self.rates = {name: StageRates() for name in self.cameras}
+        self.gating = {name: GatingRates() for name in self.cameras}
         self.probe = ProcessProbe()
         self.host = socket.gethostname()
         self.ready = False
@@ -94,20 +95,19 @@ class Daemon(Job):
         if name in self.capture_stages:
             camera = self.cameras[self.capture_stages[name]]
             ring = next(ring for ring in handles.cameras if ring.name == camera.name)
-            return self.supervisor.start(name, run_live_capture, ring, camera.source, name)
+            motion = cfg.motion_of(camera)
+            gated = motion if motion.enabled else None
+            return self.supervisor.start(name, run_live_capture, ring, camera.source, name, gated)
         if name in self.inference_stages:
-            main_person = tuple(cfg.main_person_of(camera) for camera in self.cameras.values())
-            return self.supervisor.start(
-                name,
-                run_inference,
-                handles,
-                self.inference_stages.index(name),
+            settings = InferenceSettings(
                 cfg.model,
-                main_person,
+                tuple(cfg.main_person_of(camera) for camera in self.cameras.values()),
                 cfg.inference.batch,
-                self.detector_factory,
-                name,
+                cfg.detect,
+                cfg.events.score_threshold,
             )
+            worker = self.inference_stages.index(name)
+            return self.supervisor.start(name, run_inference, handles, worker, settings, self.detector_factory, name)
         self.downstream_restarted()
         return self.supervisor.start(name, run_publisher, handles, cfg, self.inference_stages, self.control_receive)
 
@@ -224,8 +224,18 @@ class Daemon(Job):
                 stages=rates.describe(info, usage),
                 drops=drops(self.rings.frames[camera].stats(), results, len(self.inference_stages)),
                 supervisor=supervisor,
+                gating=self._gating(camera),
             )
         return out
+
+    def _gating(self, camera: str) -> dict[str, Any] | None:
+        """The camera's motion gating, summed over the inference workers; None where it is off."""
+        if not self.config.motion_of(self.cameras[camera]).enabled:
+            return None
+        reports = [self.supervisor.reports[name] for name in self.inference_stages if name in self.supervisor.reports]
+        looked, moved, ran = (sum(r.gating.get(camera, (0, 0, 0))[i] for r in reports) for i in range(3))
+        frames, busy = sum(r.frames for r in reports), sum(r.busy_s for r in reports)
+        return self.gating[camera].describe(looked, moved, ran, busy / frames if frames else 0.0)
 
     def _progressing(self, now: float) -> bool:
         """Whether the pipeline is alive: every running stage reports, and inference keeps up with every camera.

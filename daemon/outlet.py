@@ -11,6 +11,7 @@ configuration (again whenever Home Assistant says ``online``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -23,16 +24,20 @@ from detectord.contract.homeassistant import status_topic
 from detectord.contract.link import CameraLink
 from detectord.contract.scene import build_event, build_zones, count_payload, occupancy_payload
 from detectord.daemon.config import MqttConfig
+from detectord.daemon.frame_record import FrameMotion
 from detectord.daemon.outbox import EventOutbox
 from detectord.daemon.pipeline.ringset import CameraRing
 from detectord.daemon.pipeline.stats import LatencyWindow, camera_stats
 from detectord.daemon.pipeline.telemetry import PipelineStats
 from detectord.daemon.results import FrameResult, LoadedModel
 from detectord.detection import Scores
-from detectord.events import EventsConfig, EventUpdate, Scene, SceneChanges, Zone
+from detectord.events import EventsConfig, EventUpdate, Occupancy, OccupancyConfig, Scene, SceneChanges, Zone
 from detectord.ipc import FrameRef, RingReader
 
 log = logging.getLogger(__name__)
+
+MOTION_OFF_S = 2.0
+"""The motion sensor turns ``OFF`` this long after the last frame that moved."""
 
 
 def client_id_for(mqtt: MqttConfig, camera: str, solo: bool) -> str:
@@ -56,9 +61,11 @@ class Outlet:
         events: EventsConfig,
         scores: Scores,
         discovery: dict[str, dict[str, Any]],
+        gated: bool,
     ) -> None:
         """Attaches the camera's frame ring as reader ``reader_index`` (the frames inference hands over);
-        ``scores`` is what the configured detector's scores mean (``registry.scores_of``)."""
+        ``scores`` is what the configured detector's scores mean (``registry.scores_of``); ``gated``: motion is
+        computed for the camera (its motion sensor is published)."""
         self.name = camera.name
         self.size = camera.frame_size
         """(width, height) of the published frames."""
@@ -73,6 +80,9 @@ class Outlet:
         self.scene = Scene(self.name, self.size, zones, events, scores=scores) if events.enabled else None
         self.discovery = discovery
         self.outbox = EventOutbox(mqtt.outbox_events)
+        self.gated = gated
+        self.motion = Occupancy(OccupancyConfig(min_frames=1, window=1, off_after_s=MOTION_OFF_S))
+        """Motion ``ON`` on a frame that moved, ``OFF`` after ``MOTION_OFF_S`` of frames that did not."""
         self.tidied = False
         """The retained states of zones no longer configured were looked for (once, after connecting)."""
         self.link = CameraLink(mqtt, self.name, client_id, self._connected, self._on_message)
@@ -97,6 +107,8 @@ class Outlet:
         send = self.link.send
         zones = {zone.name: zone.points() for zone in self.zones}
         send("zones", json.dumps(build_zones(self.name, self.size, zones)))
+        if self.gated:
+            send("motion", occupancy_payload(self.motion.on))
         if self.scene is not None:
             send("person", count_payload(self.scene.count))
             send("occupancy", occupancy_payload(self.scene.occupancy.on))
@@ -136,9 +148,12 @@ class Outlet:
         if self.discovery and self.connected:
             ha_discovery.announce(self.link.client, self.discovery)
 
-    def publish(self, result: FrameResult, jpeg: bytes, model: LoadedModel) -> None:
-        """The detections JSON, then the JPEG of exactly that frame (``frame_id`` pairs them)."""
+    def publish(self, result: FrameResult, jpeg: bytes, model: LoadedModel, motion: FrameMotion | None) -> None:
+        """The detections JSON, then the JPEG of exactly that frame (``frame_id`` pairs them); the motion
+        sensor when it turns."""
         published = time.time()
+        if motion is not None and motion.computed:
+            self._motion_state(motion.moved, result.capture_ts)
         if not self.connected:
             self.unsent += 1
             return
@@ -155,6 +170,8 @@ class Outlet:
             model={"name": model.info.name, "precision": model.info.precision, "device": model.info.device},
             detections=result.contract_detections(model.categories),
             main_person=result.contract_main_person(),
+            inference={"ran": result.reason.model_ran, "reason": result.reason.label},
+            motion=None if motion is None or not motion.computed else motion.boxes.tolist(),
         )
         try:
             self.link.send("detections", json.dumps(message))
@@ -164,7 +181,15 @@ class Outlet:
             self.unsent += 1
             return
         self.sent += 1
-        self.latency.add(result, published)
+        if result.reason.model_ran:  # an idle frame's timestamps say nothing of the model
+            self.latency.add(result, published)
+
+    def _motion_state(self, moved: bool, now: float) -> None:
+        """The retained ``motion`` (``ON``/``OFF``, Home Assistant's motion sensor) when it turns."""
+        turned = self.motion.observe(moved, now)
+        if turned is not None and self.connected:
+            with contextlib.suppress(Exception):  # sent again as it is at the next connection
+                self.link.send("motion", occupancy_payload(turned))
 
     def publish_changes(self, changes: SceneChanges) -> None:
         """Snapshots before the event messages that name them, then counts and occupancy. Without a connection
@@ -216,6 +241,8 @@ class Outlet:
         self.link.stopping = True
         if self.scene is not None:
             self.publish_changes(self.scene.close())
+        if self.gated and self.motion.clear() is not None and self.connected:
+            self.link.send("motion", occupancy_payload(False))
         self.publish_stats(model)
         await self.link.close()
 

@@ -20,6 +20,7 @@ from typing import Self
 import numpy as np
 
 from detectord.contract import Detection
+from detectord.daemon.gating import Reason
 from detectord.detection import Detections, MainPerson, ModelInfo, label_name
 from detectord.ipc import (
     Field,
@@ -45,6 +46,7 @@ _SCALARS = {
     "count": "<i4",
     "main_index": "<i4",
     "track_id": "<i8",
+    "reason": "|i1",
 }
 
 
@@ -80,6 +82,9 @@ class FrameResult:
     main_index: int
     """Index of the main person in ``detections``; -1: none."""
     track_id: int
+    reason: Reason
+    """Why the frame came: the model ran on it (motion, tracking, keep-alive, ungated) or did not (idle: the
+    detections are the last run's on this camera)."""
 
     @property
     def main_person(self) -> MainPerson | None:
@@ -160,6 +165,7 @@ def write_result(
     detections: Detections,
     main: MainPerson | None,
     inference: tuple[float, float],
+    reason: Reason,
 ) -> int:
     """Fill a claimed slot with ``frame``'s detections, hand the frame's pin over, publish; returns the sequence.
 
@@ -167,7 +173,7 @@ def write_result(
     index to give it to: the pin changes hands before the record becomes
     visible, so the downstream stage always finds the frame intact.
     Detections come best first, so keeping the first ``capacity`` keeps the
-    best. ``inference`` is (start, end), epoch seconds.
+    best. ``inference`` is (start, end), epoch seconds; ``reason`` why the frame came (``gating.Reason``).
     """
     capacity = slot["scores"].shape[0]
     count = min(len(detections), capacity)
@@ -187,6 +193,7 @@ def write_result(
         "count": count,
         "main_index": main_index,
         "track_id": main.track_id if main_index >= 0 and main is not None else -1,
+        "reason": int(reason),
     }
     reader, downstream = handover
     reader.hand_over([frame], to=downstream)
@@ -211,6 +218,7 @@ def read_result(ref: SlotRef) -> FrameResult:
         ),
         main_index=ref["main_index"],
         track_id=ref["track_id"],
+        reason=Reason(int(ref["reason"])),
     )
 
 

@@ -55,9 +55,11 @@ GROUP_SIZE = 1.3
 """... and is at least this many times as large as each of them (two people crossing, each boxed alone,
 overlap as much, but neither box is larger than a person)."""
 REACH = 1.0
-"""How far (in the track's box heights per second, at least half a height) a person may have gone between
-two frames to be matched by distance when the boxes no longer overlap enough: a walker moves about 0.8
-heights a second, so at 2 processed frames a second their boxes barely overlap."""
+"""How far (in the track's box heights per second, at least half a height and at most ``MAX_REACH``) a person
+may have gone between two frames to be matched by distance when the boxes no longer overlap enough: a walker
+moves about 0.8 heights a second, so at 2 processed frames a second their boxes barely overlap."""
+MAX_REACH = 1.5
+"""Beyond this many heights, someone who appears is someone else, however long the track was unseen."""
 SAME_SIZE = 1.5
 """Boxes matched by distance differ in height by at most this factor."""
 
@@ -203,8 +205,9 @@ class Tracker:
         return [track for track in survivors if track.detection is not None]
 
     def expire(self, now: float) -> list[Track]:
-        """Drop the unmatched tracks ``alive`` gives up on at ``now`` (no frame needed); returns them."""
-        gone = [track for track in self.tracks if track.detection is None and not self.alive(track, now)]
+        """Drop the tracks ``alive`` gives up on at ``now``, when time passes without a frame (a camera whose
+        frames the model skips: nothing moved); returns them."""
+        gone = [track for track in self.tracks if not self.alive(track, now)]
         self.tracks = [track for track in self.tracks if track not in gone]
         return gone
 
@@ -228,7 +231,7 @@ class Tracker:
         pairs = []
         for t, track in enumerate(tracks):
             height = max(float(track.box[3] - track.box[1]), 1.0)
-            reach = max(0.5, REACH * (now - track.seen_at)) * height
+            reach = min(MAX_REACH, max(0.5, REACH * (now - track.seen_at))) * height
             for i in candidates:
                 ratio = float(boxes[i][3] - boxes[i][1]) / height
                 distance = float(np.hypot(*(_centre(boxes[i]) - _centre(track.box))))

@@ -11,7 +11,7 @@ import numpy as np
 
 from .consumer import SlotRef
 from .handle import RingHandle, RingMode
-from .layout import frame_layout
+from .layout import Field, frame_layout
 from .ring import Ring
 
 
@@ -56,12 +56,14 @@ class FrameRing(Ring[FrameRef]):
         ctx: BaseContext | None = None,
         competing: int = 1,
         doorbells: Sequence[Semaphore | None] = (),
+        extra: tuple[Field, ...] = (),
     ) -> Self:
         """``competing``: readers 0..competing-1 share each frame (one of them gets it, as in a work queue).
-        ``doorbells``: semaphores to use for the first readers (shared with other rings, for ``wait_any``)."""
+        ``doorbells``: semaphores to use for the first readers (shared with other rings, for ``wait_any``).
+        ``extra``: fields of the pipeline's own beside each frame (``frame_layout``)."""
         return cls._create(
             instance,
-            frame_layout(shape),
+            frame_layout(shape, extra),
             slots=slots,
             readers=readers,
             mode=mode,
@@ -71,6 +73,6 @@ class FrameRing(Ring[FrameRef]):
         )
 
     @classmethod
-    def attach(cls, handle: RingHandle, *, shape: tuple[int, int, int]) -> Self:
-        """Attach in a stage process; ``shape`` is what this process expects (checked)."""
-        return cls._attach(handle, frame_layout(shape))
+    def attach(cls, handle: RingHandle, *, shape: tuple[int, int, int], extra: tuple[Field, ...] = ()) -> Self:
+        """Attach in a stage process; ``shape`` and ``extra`` are what this process expects (checked)."""
+        return cls._attach(handle, frame_layout(shape, extra))

@@ -92,11 +92,13 @@ class SlotLayout:
         )
 
 
-def frame_layout(shape: tuple[int, int, int]) -> SlotLayout:
+def frame_layout(shape: tuple[int, int, int], extra: tuple[Field, ...] = ()) -> SlotLayout:
     """One decoded frame, HxWxC uint8 (BGR as OpenCV delivers it), with its provenance.
 
     ``frame_id`` is the frame's index in its source, ``capture_ts`` the epoch
     seconds at which it was read, ``pts`` its position in the source in seconds.
+    ``extra``: fields the pipeline adds to each frame (what its producer found
+    in it), which this package knows nothing about.
     """
     height, width, channels = shape
     return SlotLayout(
@@ -105,6 +107,7 @@ def frame_layout(shape: tuple[int, int, int]) -> SlotLayout:
             Field("frame_id", "<i8"),
             Field("capture_ts", "<f8"),
             Field("pts", "<f8"),
+            *extra,
             Field("pixels", "|u1", (height, width, channels)),
         ),
     )

@@ -80,6 +80,7 @@ ANALYZE_KEYS = {
     "annotated": "annotated",
     "batch": "batch",
     "max_frames": "max_frames",
+    "skip_still": "skip_still",
     **MODEL_KEYS,
 }
 CALIBRATE_KEYS = {
@@ -135,7 +136,7 @@ def live_config(args: argparse.Namespace, environ: dict[str, str] | None = None)
     data = read_tomls(paths, _warn_if_others_can_read)
     if "cameras" in data and ("camera" in data or "source" in data):
         raise ConfigError(f"{', '.join(map(str, paths))}: {BOTH_FORMS}")
-    merge_overrides(data, "cameras", ("frame", "main_person"))
+    merge_overrides(data, "cameras", ("frame", "main_person", "motion"))
     _password_from_environment(data, args, environ)
     return configure(DaemonConfig, args, LIVE_KEYS, data)
 

@@ -123,6 +123,13 @@ def _add_analyze(commands: argparse._SubParsersAction[_Parser]) -> None:
     analyze.add_argument("--annotated", type=Path, metavar="MP4", help="also write the annotated video")
     analyze.add_argument("--batch", type=int, help="frames per inference call (4)")
     analyze.add_argument("--max-frames", type=int, metavar="N", help="analyse only the first N frames")
+    analyze.add_argument(
+        "--skip-still",
+        action="store_const",
+        const=True,
+        help="where nothing moved since the last frame the model ran on, reuse its detections (lines marked "
+        '"reused": true) instead of running the model',
+    )
     analyze.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar")
     analyze.add_argument(
         "--allow-partial", action="store_true", help="a video that ends early exits 0 (default: exit status 3)"

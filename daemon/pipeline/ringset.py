@@ -18,6 +18,7 @@ from multiprocessing.context import BaseContext
 from multiprocessing.synchronize import Semaphore
 from threading import Event
 
+from detectord.daemon.frame_record import FRAME_FIELDS
 from detectord.daemon.results import ResultRing
 from detectord.ipc import FrameRing, RingHandle, RingMode, RingWriter, WriteSlot
 
@@ -38,7 +39,7 @@ class CameraRing:
         return width, height
 
     def attach(self) -> FrameRing:
-        return FrameRing.attach(self.frames, shape=self.frame_shape)
+        return FrameRing.attach(self.frames, shape=self.frame_shape, extra=FRAME_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class RingSet:
                     ctx=ctx,
                     competing=workers,
                     doorbells=inference_wake,
+                    extra=FRAME_FIELDS,
                 )
             for worker in range(workers):
                 self.results.append(

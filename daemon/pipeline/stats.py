@@ -84,4 +84,5 @@ def camera_stats(
         mqtt=mqtt,
         supervisor=snapshot.supervisor,
         device=device_description(model),
+        gating=snapshot.gating,
     )

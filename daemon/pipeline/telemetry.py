@@ -42,6 +42,8 @@ class StageReport:
     """Sent once, with the ready report: what the stage's readers need to know (picklable)."""
     counts: dict[str, int] = field(default_factory=dict)
     """Frames finished per camera, for a stage that serves several."""
+    gating: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    """Inference, per camera: newest frames looked at, those with motion, those the model ran on."""
 
 
 class StageMeter:
@@ -57,6 +59,7 @@ class StageMeter:
         self._last = 0.0
         self.status = ""
         self.counts: dict[str, int] = {}
+        self.gating: dict[str, tuple[int, int, int]] = {}
 
     def ready(self, announcement: Any = None) -> None:
         self._ready = True
@@ -98,6 +101,7 @@ class StageMeter:
             self.status,
             announcement,
             dict(self.counts),
+            dict(self.gating),
         )
         try:
             self._reports.send(report)
@@ -180,6 +184,29 @@ class StageRates:
         return out
 
 
+@dataclass
+class GatingRates:
+    """One camera's motion gating between two stats snapshots: what the model was spared, and at what rate
+    the picture moved."""
+
+    _last: tuple[float, int, int, int] | None = None
+
+    def describe(self, looked: int, moved: int, ran: int, seconds_per_frame: float) -> dict[str, Any]:
+        """From the counters since start (frames looked at, with motion, the model ran on) and the model's
+        mean seconds a frame: the ``gating`` section of the stats."""
+        now = time.monotonic()
+        then, _, before, _ = self._last or (now, looked, moved, ran)
+        self._last = (now, looked, moved, ran)
+        return {
+            "frames": looked,
+            "motion_frames": moved,
+            "model_frames": ran,
+            "motion_fps": round((moved - before) / (now - then), 2) if now > then and moved >= before else 0.0,
+            "model_share": round(ran / looked, 3) if looked else None,
+            "model_s_saved": round(max(looked - ran, 0) * seconds_per_frame, 1),
+        }
+
+
 @dataclass(frozen=True)
 class PipelineStats:
     """The supervisor's part of a stats message, handed to the publisher as data."""
@@ -191,6 +218,8 @@ class PipelineStats:
     drops: dict[str, int]
     supervisor: dict[str, Any]
     """The supervisor's own pid, CPU and memory."""
+    gating: dict[str, Any] | None = None
+    """Motion gating (``GatingRates``), None where the camera's motion is not computed."""
 
 
 def drops(frames: RingStats, results: Sequence[RingStats], workers: int) -> dict[str, int]:

@@ -21,8 +21,10 @@ import cv2
 import numpy as np
 
 from detectord.daemon.config import SourceConfig
+from detectord.daemon.frame_record import motion_fields
 from detectord.daemon.pipeline.ringset import CameraRing, claim
 from detectord.daemon.pipeline.telemetry import StageMeter
+from detectord.detection.motion import MotionConfig, MotionDetector
 from detectord.ipc import RingMode, RingWriter, WriteSlot
 
 from .sources import LiveSource, SourceError, VideoFile, VideoInfo
@@ -30,17 +32,29 @@ from .sources import LiveSource, SourceError, VideoFile, VideoInfo
 log = logging.getLogger(__name__)
 
 
-def _fill(writer: RingWriter, slot: WriteSlot, image: np.ndarray, frame_id: int, pts: float) -> None:
+def _fill(
+    writer: RingWriter, slot: WriteSlot, image: np.ndarray, frame_id: int, pts: float, motion: MotionDetector | None
+) -> None:
+    """Resize ``image`` straight into the slot, find its motion there (no copy), publish."""
     height, width = slot["pixels"].shape[:2]
     cv2.resize(image, (width, height), dst=slot["pixels"], interpolation=cv2.INTER_AREA)
-    writer.publish(slot, frame_id=frame_id, capture_ts=time.time(), pts=pts)
+    captured = time.time()
+    found = motion.detect(slot["pixels"], captured) if motion is not None else None
+    writer.publish(slot, frame_id=frame_id, capture_ts=captured, pts=pts, **motion_fields(slot, found))
 
 
 def run_capture(
-    stop: Event, reports: Connection, camera: CameraRing, video: VideoInfo, limit: int | None = None
+    stop: Event,
+    reports: Connection,
+    camera: CameraRing,
+    video: VideoInfo,
+    limit: int | None = None,
+    motion: MotionConfig | None = None,
 ) -> None:
-    """Every frame of ``video`` (or its first ``limit``) into the frame ring, in order; then end of stream."""
+    """Every frame of ``video`` (or its first ``limit``) into the frame ring, in order; then end of stream.
+    With ``motion``, each frame's motion (against the video's own time) goes with it."""
     ring = camera.attach()
+    detector = MotionDetector(motion, camera.frame_size) if motion is not None else None
     writer = ring.writer()
     meter = StageMeter("capture", reports)
     lossless = ring.mode is RingMode.LOSSLESS
@@ -57,7 +71,7 @@ def run_capture(
             slot = claim(writer, stop, lossless)
             if slot is not None:
                 claimed = time.perf_counter()
-                _fill(writer, slot, image, frame_id, source.pts(frame_id))
+                _fill(writer, slot, image, frame_id, source.pts(frame_id), detector)
                 meter.add(1, (decoded - started) + (time.perf_counter() - claimed))
             frame_id += 1
         writer.finish()
@@ -68,10 +82,17 @@ def run_capture(
 
 
 def run_live_capture(
-    stop: Event, reports: Connection, camera: CameraRing, config: SourceConfig, stage: str = "capture"
+    stop: Event,
+    reports: Connection,
+    camera: CameraRing,
+    config: SourceConfig,
+    stage: str = "capture",
+    motion: MotionConfig | None = None,
 ) -> None:
-    """The newest frame wins: publish every frame read; a slow reader only makes the ring drop old ones."""
+    """The newest frame wins: publish every frame read; a slow reader only makes the ring drop old ones.
+    With ``motion`` (gating on), each frame's motion goes with it."""
     ring = camera.attach()
+    detector = MotionDetector(motion, camera.frame_size) if motion is not None else None
     writer = ring.writer()
     meter = StageMeter(stage, reports)
     source = LiveSource(config.uri, loop=config.loop)
@@ -109,7 +130,7 @@ def run_live_capture(
             slot = writer.claim()
             if slot is not None:
                 pts = frame_id / source.fps if source.fps else time.monotonic() - started_at
-                _fill(writer, slot, image, frame_id, pts)
+                _fill(writer, slot, image, frame_id, pts, detector)
             frame_id += 1
             meter.add(1, time.perf_counter() - started)
         writer.finish()

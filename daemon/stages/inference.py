@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from threading import Event
 
-from detectord.daemon.config import ModelConfig
+from detectord.daemon.config import DetectConfig, ModelConfig
+from detectord.daemon.frame_record import read_motion
+from detectord.daemon.gating import Gate, Reason
 from detectord.daemon.pipeline.ringset import WAIT_STEP_S, RingHandles, claim
 from detectord.daemon.pipeline.telemetry import StageMeter
 from detectord.daemon.results import LoadedModel, write_result
-from detectord.detection import FrameDetector, MainPersonConfig, MainPersonTracker, Scores, registry
+from detectord.detection import Detections, FrameDetector, MainPerson, MainPersonConfig, MainPersonTracker, registry
 from detectord.ipc import EndOfStream, FrameRef, FrameRing, RingMode, RingReader, RingWriter, wait_any
 
 log = logging.getLogger(__name__)
@@ -85,8 +87,19 @@ class _Camera:
     size: tuple[int, int]
     """(width, height) of its frames: cameras may differ."""
     tracker: MainPersonTracker
+    gate: Gate
     freshness: _Freshness = field(default_factory=_Freshness)
     ended: bool = False
+    last: tuple[Detections, MainPerson | None] | None = None
+    """The last model run's detections and main person, which a frame the model skips goes out with."""
+    looked: int = 0
+    moved: int = 0
+    ran: int = 0
+    """Newest frames looked at, those with motion, those the model ran on (the stats' gating)."""
+
+
+Taken = tuple[_Camera, FrameRef, Reason]
+"""A frame of a round and why it goes downstream (``Reason.IDLE``: without a model call)."""
 
 
 class _Worker:
@@ -96,29 +109,32 @@ class _Worker:
         self,
         worker: int,
         rings: RingHandles,
-        main_person: tuple[MainPersonConfig, ...],
-        batch: int,
+        settings: InferenceSettings,
         detector: FrameDetector,
         meter: StageMeter,
-        scores: Scores,
     ) -> None:
-        """``scores``: what the configured detector's scores mean (``registry.scores_of``)."""
         self.worker = worker
         self.rings = rings
-        self.batch = batch
+        self.batch = settings.batch
+        self.skip_still = settings.skip_still
         self.detector = detector
         self.meter = meter
         self.cameras: list[_Camera] = []
+        scores = registry.scores_of(settings.model.name)
+        threshold = scores.threshold(settings.person_threshold, scores.events)
         for index, camera in enumerate(rings.cameras):
             ring = camera.attach()
-            tracker = MainPersonTracker(main_person[index], scores)
-            self.cameras.append(_Camera(index, camera.name, ring, ring.reader(worker), camera.frame_size, tracker))
+            tracker = MainPersonTracker(settings.main_person[index], scores)
+            gate = Gate(settings.detect, threshold)
+            self.cameras.append(
+                _Camera(index, camera.name, ring, ring.reader(worker), camera.frame_size, tracker, gate)
+            )
         self.result_ring = rings.attach_results(worker)
         self.writer: RingWriter = self.result_ring.writer()
         self.lossless = self.cameras[0].ring.mode is RingMode.LOSSLESS
         self._next = 0
 
-    def take(self) -> list[tuple[_Camera, FrameRef]] | None:
+    def take(self) -> list[Taken] | None:
         """The frames of one round; [] when none is ready within a wait step, None once every stream ended."""
         if self.lossless:
             camera = self.cameras[0]
@@ -126,7 +142,7 @@ class _Worker:
                 refs = camera.reader.read(self.batch, timeout=WAIT_STEP_S, fill=True)
             except EndOfStream:
                 return None
-            return [(camera, ref) for ref in refs]
+            return [(camera, ref, self._offline_reason(camera, ref)) for ref in refs]
         taken = self._poll()
         if not taken:
             live = [camera.reader for camera in self.cameras if not camera.ended]
@@ -134,52 +150,81 @@ class _Worker:
                 return None
             wait_any(live, self.rings.inference_wake[self.worker], WAIT_STEP_S)
             taken = self._poll()
-        if len(self.cameras) == 1 and len(taken) == 1:
-            camera, ref = taken[0]
-            taken = [(camera, fresher) for fresher in camera.freshness.fresher(camera.reader, ref)]
+        if len(self.cameras) == 1 and len(taken) == 1 and taken[0][2].model_ran:
+            camera, ref, reason = taken[0]
+            taken = [(camera, fresher, reason) for fresher in camera.freshness.fresher(camera.reader, ref)]
         return taken
 
-    def _poll(self) -> list[tuple[_Camera, FrameRef]]:
-        """The newest unprocessed frame of up to ``batch`` cameras, the first camera turning each round."""
+    def _offline_reason(self, camera: _Camera, ref: FrameRef) -> Reason:
+        """``analyze --skip-still``: a frame where nothing moved reuses the last run's detections."""
+        motion = read_motion(ref)
+        if not motion.computed:
+            return Reason.UNGATED
+        return Reason.MOTION if motion.moved or camera.last is None else Reason.IDLE
+
+    def _poll(self) -> list[Taken]:
+        """The newest unprocessed frame of each camera, the first camera turning each round: those the model
+        must see (up to ``batch`` cameras), and the idle ones due downstream; other idle frames are let go."""
         count = len(self.cameras)
         order = [self.cameras[(self._next + i) % count] for i in range(count)]
         self._next = (self._next + 1) % count
-        taken: list[tuple[_Camera, FrameRef]] = []
+        taken: list[Taken] = []
         for camera in order:
-            if len(taken) >= self.batch:
-                break
-            if camera.ended:
+            if camera.ended or sum(reason.model_ran for _, _, reason in taken) >= self.batch:
                 continue
             try:
                 refs = camera.reader.read(1, timeout=0)
             except EndOfStream:
                 camera.ended = True
                 continue
-            taken += [(camera, ref) for ref in refs]
+            for ref in refs:
+                motion = read_motion(ref)
+                camera.looked += 1
+                camera.moved += motion.moved
+                reason = camera.gate.reason(motion.computed, motion.moved, ref.capture_ts)
+                if reason.model_ran or (camera.last is not None and camera.gate.idle_frame_due(ref.capture_ts)):
+                    taken.append((camera, ref, reason))
+                else:
+                    camera.reader.release([ref])
         return taken
 
-    def run(self, stop: Event, taken: list[tuple[_Camera, FrameRef]]) -> None:
-        """Detect on ``taken`` (one model call per frame size), hand every frame on with its result."""
+    def run(self, stop: Event, taken: list[Taken]) -> None:
+        """Detect on the frames that need the model (one call per frame size), then hand every frame on with
+        its result, in order; a frame the model skips goes with the last run's detections."""
         started, clock = time.time(), time.perf_counter()
-        found = []
-        for size, group in _by_size(taken).items():
+        found: dict[int, Detections] = {}
+        to_model = [(camera, ref) for camera, ref, reason in taken if reason.model_ran]
+        for size, group in _by_size(to_model).items():
             set_size = getattr(self.detector, "set_frame_size", None)
             if set_size is not None:
                 set_size(size)
-            found += list(zip(group, self.detector([ref.pixels for _, ref in group]), strict=True))
+            for (_, ref), detections in zip(group, self.detector([ref.pixels for _, ref in group]), strict=True):
+                found[id(ref)] = detections
         finished, busy = time.time(), time.perf_counter() - clock
-        for (camera, ref), detections in found:
-            main = camera.tracker.update(detections, ref.pts if self.lossless else ref.capture_ts)
+        for camera, ref, reason in taken:
+            now = ref.pts if self.lossless else ref.capture_ts
+            if reason.model_ran:
+                detections = found[id(ref)]
+                camera.last = (detections, camera.tracker.update(detections, now))
+                camera.gate.ran(now, detections)
+                camera.ran += 1
+                timing = (started, finished)
+            else:
+                camera.gate.sent(now)
+                timing = (ref.capture_ts, ref.capture_ts)
+            assert camera.last is not None
             slot = claim(self.writer, stop, self.lossless)
             if slot is None:
                 camera.reader.release([ref])
                 continue
             handover = (camera.reader, self.rings.downstream)
-            write_result(self.writer, slot, camera.index, ref, handover, detections, main, (started, finished))
-        self.meter.add(len(found), busy, [camera.name for (camera, _), _ in found])
+            write_result(self.writer, slot, camera.index, ref, handover, *camera.last, timing, reason)
+        ran = [camera.name for camera, _ in to_model]
+        self.meter.add(len(ran), busy, ran)
+        self.meter.gating = {camera.name: (camera.looked, camera.moved, camera.ran) for camera in self.cameras}
 
-    def release(self, taken: list[tuple[_Camera, FrameRef]]) -> None:
-        for camera, ref in taken:
+    def release(self, taken: list[Taken]) -> None:
+        for camera, ref, _ in taken:
             camera.reader.release([ref])
 
     def close(self) -> None:
@@ -195,24 +240,37 @@ def _by_size(taken: list[tuple[_Camera, FrameRef]]) -> dict[tuple[int, int], lis
     return groups
 
 
+@dataclass(frozen=True)
+class InferenceSettings:
+    """What an inference process needs of the configuration, beside its rings."""
+
+    model: ModelConfig
+    main_person: tuple[MainPersonConfig, ...]
+    """Per camera, in ring order."""
+    batch: int
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    person_threshold: float | None = None
+    """``events.score_threshold``: a person this confident is re-checked while still (None: the detector's)."""
+    skip_still: bool = False
+    """Offline: a frame without motion reuses the last run's detections (``analyze --skip-still``)."""
+
+
 def run_inference(
     stop: Event,
     reports: Connection,
     rings: RingHandles,
     worker: int,
-    model: ModelConfig,
-    main_person: tuple[MainPersonConfig, ...],
-    batch: int,
+    settings: InferenceSettings,
     detector_factory: DetectorFactory = load_configured_detector,
     stage_name: str = "inference",
 ) -> None:
     """Worker ``worker``: rounds of frames through one model until every stream ends or ``stop``."""
     meter = StageMeter(stage_name, reports)
     stage: _Worker | None = None
-    taken: list[tuple[_Camera, FrameRef]] = []
+    taken: list[Taken] = []
     try:
-        detector = detector_factory(model, rings.cameras[0].frame_size)
-        stage = _Worker(worker, rings, main_person, batch, detector, meter, registry.scores_of(model.name))
+        detector = detector_factory(settings.model, rings.cameras[0].frame_size)
+        stage = _Worker(worker, rings, settings, detector, meter)
         meter.ready(LoadedModel(detector.info, tuple(detector.categories)))
         while not stop.is_set():
             round_ = stage.take()

@@ -58,12 +58,15 @@ def jsonl_record(result: FrameResult, categories: tuple[str, ...]) -> dict[str, 
     chosen = main_person_json(detections, result.contract_main_person())
     # the analyze output's format predates the index
     main = None if chosen is None else {key: value for key, value in chosen.items() if key != "index"}
-    return {
+    record = {
         "frame": result.frame_id,
         "time_s": round(result.pts, 4),
         "main_person": main,
         "detections": [detection_json(d) for d in detections],
     }
+    if not result.reason.model_ran:  # analyze --skip-still: nothing moved since the frame these are from
+        record["reused"] = True
+    return record
 
 
 def run_writer(

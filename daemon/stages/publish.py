@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from threading import Event
 from typing import Any
@@ -31,6 +32,7 @@ from detectord.contract import discovery
 from detectord.contract.homeassistant import discovery_messages
 from detectord.contract.link import quiet_cancellations
 from detectord.daemon.config import DaemonConfig
+from detectord.daemon.frame_record import FrameMotion, read_motion
 from detectord.daemon.outlet import Outlet, client_id_for
 from detectord.daemon.pipeline import control
 from detectord.daemon.pipeline.ringset import RingHandles
@@ -51,8 +53,16 @@ WAITING = "broker not reached: results are counted as unsent"
 """A camera whose scene saw no frame for this long has time passed to it (events end, occupancy turns off)."""
 
 
-Delivery = tuple[int, FrameResult | None, bytes | None, SceneChanges | None]
-"""(camera index, result, its frame's JPEG, what it changed in the scene): one thing for the loop to send."""
+@dataclass
+class Delivery:
+    """One thing for the loop to send: a camera's result with its frame's JPEG and motion, and what it changed
+    in the scene; or only the scene's changes as time passed."""
+
+    camera: int
+    result: FrameResult | None = None
+    jpeg: bytes | None = None
+    motion: FrameMotion | None = None
+    changes: SceneChanges | None = None
 
 
 class Publisher:
@@ -83,6 +93,7 @@ class Publisher:
         for ring in rings.cameras:
             camera = cameras[ring.name]
             zones = config.zones_of(camera)
+            gated = config.motion_of(camera).enabled
             messages = (
                 discovery_messages(
                     prefix=mqtt.homeassistant_prefix,
@@ -93,13 +104,16 @@ class Publisher:
                     model=config.model.name,
                     sw_version=version(),
                     inference_stages=inference_stages,
+                    motion=gated,
                 )
                 if mqtt.homeassistant
                 else {}
             )
             self.announced |= set(messages)
             client_id = client_id_for(mqtt, camera.name, solo)
-            self.outlets.append(Outlet(ring, rings.downstream, mqtt, client_id, zones, config.events, scores, messages))
+            self.outlets.append(
+                Outlet(ring, rings.downstream, mqtt, client_id, zones, config.events, scores, messages, gated)
+            )
 
     # -- results -------------------------------------------------------------------
 
@@ -118,19 +132,24 @@ class Publisher:
         for ref in refs:
             result = read_result(ref)
             outlet = self.outlets[result.camera]
-            changes = None
+            delivery = Delivery(result.camera)
             with outlet.frames.adopt(result.frame_slot, result.frame_seq) as frame:
                 ok, jpeg = cv2.imencode(".jpg", frame.pixels, quality)
-                if outlet.scene is not None:
-                    changes = outlet.scene.observe(result.frame_id, result.capture_ts, result.detections, frame.pixels)
+                delivery.motion = read_motion(frame)
+                if outlet.scene is not None and result.reason.model_ran:  # a skipped frame shows nothing new
+                    delivery.changes = outlet.scene.observe(
+                        result.frame_id, result.capture_ts, result.detections, frame.pixels
+                    )
             ref.release()
-            if not ok:
+            if ok:
+                delivery.result, delivery.jpeg = result, jpeg.tobytes()
+            else:
                 log.warning("camera %s: cannot encode frame %d as JPEG; skipped", outlet.name, result.frame_id)
-            out.append((result.camera, result if ok else None, jpeg.tobytes() if ok else None, changes))
+            out.append(delivery)
         now = time.time()
         for index, outlet in enumerate(self.outlets):
             if outlet.scene is not None and now - outlet.scene.last_time >= TICK_S:
-                out.append((index, None, None, outlet.scene.tick(now)))
+                out.append(Delivery(index, changes=outlet.scene.tick(now)))
         return out
 
     def _poll(self) -> list[SlotRef]:
@@ -189,13 +208,13 @@ class Publisher:
                     self.poll_supervisor()
                 clock = time.perf_counter()
                 done = []
-                for camera, result, jpeg, changes in batch:
-                    outlet = self.outlets[camera]
-                    if result is not None and jpeg is not None and self.model is not None:
-                        outlet.publish(result, jpeg, self.model)
+                for delivery in batch:
+                    outlet = self.outlets[delivery.camera]
+                    if delivery.result is not None and delivery.jpeg is not None and self.model is not None:
+                        outlet.publish(delivery.result, delivery.jpeg, self.model, delivery.motion)
                         done.append(outlet.name)
-                    if changes is not None:
-                        outlet.publish_changes(changes)
+                    if delivery.changes is not None:
+                        outlet.publish_changes(delivery.changes)
                 if self.mqtt.homeassistant and not self.reconciled and self.outlets[0].connected:
                     self.reconciled = True
                     pending.append(asyncio.create_task(self._remove_stale()))

@@ -152,7 +152,7 @@ def test_home_assistant_discovers_every_entity_gets_states_reannounces_and_remov
     camera = f"h{uuid.uuid4().hex[:6]}"
     process, log = start(tmp_path, broker.port, camera, DOOR + YARD)
     try:
-        assert subscriber.wait_for(lambda: len(_configs(subscriber)) == 9, 60), log.read_text()
+        assert subscriber.wait_for(lambda: len(_configs(subscriber)) == 10, 60), log.read_text()
         assert subscriber.wait_for(lambda: bool(subscriber.on(f"{camera}/person/snapshot")), 60), log.read_text()
         assert subscriber.wait_for(lambda: bool(subscriber.on(f"{camera}/stats")), 10)
         for topic, messages in _configs(subscriber).items():
@@ -176,7 +176,7 @@ def test_home_assistant_discovers_every_entity_gets_states_reannounces_and_remov
                     parse_count(state.payload)
         late = Subscriber(broker.port, "homeassistant/#")
         try:
-            assert late.wait_for(lambda: len(late.messages) >= 9, 10)
+            assert late.wait_for(lambda: len(late.messages) >= 10, 10)
             assert all(m.retain for m in late.messages), "configurations are retained"
         finally:
             late.close()
@@ -186,7 +186,7 @@ def test_home_assistant_discovers_every_entity_gets_states_reannounces_and_remov
         before = sum(len(messages) for messages in _configs(subscriber).values())
         subscriber.publish("homeassistant/status", "online")
         assert subscriber.wait_for(
-            lambda: sum(len(messages) for messages in _configs(subscriber).values()) >= before + 9, 10
+            lambda: sum(len(messages) for messages in _configs(subscriber).values()) >= before + 10, 10
         ), "configurations are sent again when Home Assistant says it is online"
     finally:
         assert stop_group(process) == 0, log.read_text()
@@ -210,7 +210,7 @@ def test_home_assistant_discovers_every_entity_gets_states_reannounces_and_remov
         check=False, capture_output=True, text=True, timeout=60, cwd=REPO,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"removed 7 Home Assistant entities of node testnode from 127.0.0.1:{broker.port}"
+    assert done.stdout.strip() == f"removed 8 Home Assistant entities of node testnode from 127.0.0.1:{broker.port}"
     assert subscriber.wait_for(lambda: all(m[-1].payload == b"" for m in _configs(subscriber).values()), 10)
 
 
@@ -243,7 +243,7 @@ def test_two_daemons_on_one_host_keep_each_others_home_assistant_entities(
     first, first_log = start(tmp_path, broker.port, x1, "", default_node=True)
     second = None
     try:
-        assert subscriber.wait_for(lambda: len(configs(node_for(host, x1), x1)) == 5, 60), first_log.read_text()
+        assert subscriber.wait_for(lambda: len(configs(node_for(host, x1), x1)) == 6, 60), first_log.read_text()
         for camera in (x2, x3):  # what x2 and x3 (not running) announced before node ids named the instance
             config = {"name": "Person count", "availability": [{"topic": f"detector/{camera}/status"}]}
             subscriber.publish(f"homeassistant/sensor/{legacy}/{camera}_person_count/config", json.dumps(config), True)
@@ -252,7 +252,7 @@ def test_two_daemons_on_one_host_keep_each_others_home_assistant_entities(
         assert subscriber.wait_for(lambda: list(configs(legacy, x2).values()) == [b""], 60), (
             f"the second daemon takes its own camera's old entity away\n{second_log.read_text()}"
         )
-        assert subscriber.wait_for(lambda: len(configs(node_for(host, x2), x2)) == 5, 30), second_log.read_text()
+        assert subscriber.wait_for(lambda: len(configs(node_for(host, x2), x2)) == 6, 30), second_log.read_text()
         assert all(configs(node_for(host, x1), x1).values()), "the first daemon's entities are still announced"
         assert all(configs(legacy, x3).values()), "another camera's entity is not the second daemon's to remove"
     finally:
@@ -266,7 +266,7 @@ def test_two_daemons_on_one_host_keep_each_others_home_assistant_entities(
         check=False, capture_output=True, text=True, timeout=60, cwd=REPO,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"removed 5 Home Assistant entities of node {node_for(host, x2)} from")
+    assert done.stdout.startswith(f"removed 6 Home Assistant entities of node {node_for(host, x2)} from")
     assert subscriber.wait_for(lambda: not any(configs(node_for(host, x2), x2).values()), 10)
     assert all(configs(node_for(host, x1), x1).values()) and all(configs(legacy, x3).values())
 

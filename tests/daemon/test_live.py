@@ -24,7 +24,7 @@ from ..mqtt import Mosquitto, Subscriber
 from .conftest import stop_group, write_video
 
 REPO = Path(__file__).resolve().parents[2]
-PAYLOAD_KEYS = {"v", "camera", "frame_id", "size", "ts", "model", "detections", "main_person"}
+PAYLOAD_KEYS = {"v", "camera", "frame_id", "size", "ts", "model", "detections", "main_person", "inference", "motion"}
 
 
 class Running:

@@ -7,6 +7,7 @@ import uuid
 
 import numpy as np
 
+from detectord.daemon.gating import Reason
 from detectord.daemon.pipeline.ringset import RingSet
 from detectord.daemon.results import read_result, write_result
 from detectord.detection import PERSON, Detections, MainPerson
@@ -35,7 +36,8 @@ def test_a_record_round_trips_and_its_frame_is_handed_to_the_downstream_reader()
         result_writer = results.writer()
         result_slot = result_writer.claim(timeout=1)
         assert result_slot is not None
-        write_result(result_writer, result_slot, 2, frame, (inference, downstream_reader), found, main, (2.0, 2.5))
+        handover = (inference, downstream_reader)
+        write_result(result_writer, result_slot, 2, frame, handover, found, main, (2.0, 2.5), Reason.TRACKING)
         (ref,) = results.reader(0).read(1, timeout=1)
         result = read_result(ref)
         ref.release()
@@ -47,6 +49,7 @@ def test_a_record_round_trips_and_its_frame_is_handed_to_the_downstream_reader()
             2.5,
         )
         assert len(result.detections) == 5, "capacity keeps the best (first) detections"
+        assert result.reason is Reason.TRACKING and result.reason.model_ran
         assert result.main_person == MainPerson(1, (5.0, 6.0, 50.0, 60.0), float(np.float32(0.8)), 3)
         assert frames.stats().readers[inference_reader].pinned == 0, "the pin left inference"
         with downstream.adopt(result.frame_slot, result.frame_seq) as adopted:
