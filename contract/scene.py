@@ -50,6 +50,8 @@ class ZonesMessage(TypedDict):
     camera: str
     size: list[int]
     zones: dict[str, list[list[float]]]
+    motion_mask: list[list[list[float]]]
+    """Added to v1 compatibly: an older publisher's message reads as no mask."""
 
 
 def build_event(
@@ -148,14 +150,20 @@ def parse_occupancy(payload: bytes) -> bool:
     return text == ON
 
 
-def build_zones(camera: str, size: tuple[int, int], zones: Mapping[str, Sequence[Sequence[float]]]) -> dict[str, Any]:
-    """``<prefix>/<camera>/zones`` (retained): the camera's zones in pixels of its ``size`` (width, height)
-    frames, so that a viewer can draw them."""
+def build_zones(
+    camera: str,
+    size: tuple[int, int],
+    zones: Mapping[str, Sequence[Sequence[float]]],
+    motion_mask: Sequence[Sequence[Sequence[float]]] = (),
+) -> dict[str, Any]:
+    """``<prefix>/<camera>/zones`` (retained): the camera's zones, and the polygons where its motion is
+    ignored, in pixels of its ``size`` (width, height) frames, so that a viewer can draw them."""
     return {
         "v": VERSION,
         "camera": camera,
         "size": list(size),
         "zones": {name: [[float(x), float(y)] for x, y in points] for name, points in zones.items()},
+        "motion_mask": [[[float(x), float(y)] for x, y in polygon] for polygon in motion_mask],
     }
 
 
@@ -169,13 +177,25 @@ def parse_zones(payload: bytes) -> ZonesMessage:
     for name, points in zones.items():
         if not is_valid_name(name):
             raise Malformed("a zone's name breaks the name rule")
-        if not isinstance(points, list) or not 3 <= len(points) <= MAX_POINTS:
-            raise Malformed(f"zone {name}: not a polygon")
-        checked[name] = [[_number(v, f"zone {name}") for v in _pair(point, name)] for point in points]
-    return {"camera": _text(data.get("camera"), "camera"), "size": size, "zones": checked}
+        checked[name] = _polygon(points, f"zone {name}")
+    mask = data.get("motion_mask", [])
+    if not isinstance(mask, list) or len(mask) > MAX_ZONES:
+        raise Malformed("motion_mask is not a list of polygons")
+    return {
+        "camera": _text(data.get("camera"), "camera"),
+        "size": size,
+        "zones": checked,
+        "motion_mask": [_polygon(polygon, "motion_mask") for polygon in mask],
+    }
 
 
-def _pair(point: Any, zone: str) -> list[Any]:
+def _polygon(points: Any, what: str) -> list[list[float]]:
+    if not isinstance(points, list) or not 3 <= len(points) <= MAX_POINTS:
+        raise Malformed(f"{what}: not a polygon")
+    return [[_number(v, what) for v in _pair(point, what)] for point in points]
+
+
+def _pair(point: Any, what: str) -> list[Any]:
     if not isinstance(point, list) or len(point) != 2:
-        raise Malformed(f"zone {zone}: a point is not [x, y]")
+        raise Malformed(f"{what}: a point is not [x, y]")
     return point

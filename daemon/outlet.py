@@ -62,10 +62,11 @@ class Outlet:
         scores: Scores,
         discovery: dict[str, dict[str, Any]],
         gated: bool,
+        motion_mask: list[list[tuple[float, float]]],
     ) -> None:
         """Attaches the camera's frame ring as reader ``reader_index`` (the frames inference hands over);
         ``scores`` is what the configured detector's scores mean (``registry.scores_of``); ``gated``: motion is
-        computed for the camera (its motion sensor is published)."""
+        computed for the camera (its motion sensor is published), ``motion_mask`` where it is ignored."""
         self.name = camera.name
         self.size = camera.frame_size
         """(width, height) of the published frames."""
@@ -81,6 +82,8 @@ class Outlet:
         self.discovery = discovery
         self.outbox = EventOutbox(mqtt.outbox_events)
         self.gated = gated
+        self.motion_mask = motion_mask
+        """Where the camera's motion is ignored, in pixels of its frames (for viewers)."""
         self.motion = Occupancy(OccupancyConfig(min_frames=1, window=1, off_after_s=MOTION_OFF_S))
         """Motion ``ON`` on a frame that moved, ``OFF`` after ``MOTION_OFF_S`` of frames that did not."""
         self.tidied = False
@@ -106,7 +109,7 @@ class Outlet:
         """The retained states as they are now: after a (re)connection the broker may hold old ones, or none."""
         send = self.link.send
         zones = {zone.name: zone.points() for zone in self.zones}
-        send("zones", json.dumps(build_zones(self.name, self.size, zones)))
+        send("zones", json.dumps(build_zones(self.name, self.size, zones, self.motion_mask)))
         if self.gated:
             send("motion", occupancy_payload(self.motion.on))
         if self.scene is not None:

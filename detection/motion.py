@@ -9,8 +9,11 @@ ones (the background):
   takes out sensor noise and most compression artefacts before anything is
   compared;
 * a pixel moved when it differs from the background by more than
-  ``threshold`` grey levels; moved pixels inside the mask (a tree, a clock
-  overlay) are ignored;
+  ``threshold`` grey levels *and* from the previous frame by more than half
+  of that: something that stopped (a person standing still, a parked car)
+  is no motion from the next frame on, though the background takes a while
+  to learn it; moved pixels inside the mask (a tree, a clock overlay) are
+  ignored;
 * the moved pixels are dilated into blobs; blobs smaller than
   ``contour_area`` (pixels of a 427x240 picture) are noise, the others'
   bounding boxes, in the frame's pixels, are the motion;
@@ -120,6 +123,7 @@ class MotionDetector:
             cv2.fillPoly(self.allowed, [points], 0)
         self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
         self._background: np.ndarray | None = None
+        self._previous = np.zeros((self.work_size[1], self.work_size[0]), np.float32)
         self._time = 0.0
 
     def detect(self, frame: np.ndarray, now: float) -> Motion:
@@ -127,16 +131,18 @@ class MotionDetector:
         small = cv2.resize(frame, self.work_size, interpolation=cv2.INTER_AREA)
         grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0).astype(np.float32)
         if self._background is None:
-            self._background, self._time = grey, now
+            self._background, self._previous, self._time = grey.copy(), grey, now
             return Motion()
-        moved = cv2.absdiff(grey, self._background) > self.config.threshold
+        changed = cv2.absdiff(grey, self._background) > self.config.threshold
+        moving = cv2.absdiff(grey, self._previous) > self.config.threshold / 2
         rate = 1.0 - math.exp(-max(now - self._time, 0.0) / self.config.learn_s)
-        self._time = now
-        if moved.mean() >= RECALIBRATE:
-            self._background = grey
+        self._time, self._previous = now, grey
+        if changed.mean() >= RECALIBRATE:
+            self._background = grey.copy()
             return Motion(recalibrated=True)
         cv2.accumulateWeighted(grey, self._background, rate)
-        blobs = cv2.dilate(moved.astype(np.uint8) * 255 & self.allowed, self.kernel, iterations=2)
+        moved = (changed & moving).astype(np.uint8) * 255
+        blobs = cv2.dilate(moved & self.allowed, self.kernel, iterations=2)
         contours, _ = cv2.findContours(blobs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         found = sorted((c for c in contours if cv2.contourArea(c) >= self.min_area), key=cv2.contourArea, reverse=True)
         boxes = [cv2.boundingRect(c) for c in found[:MAX_BOXES]]

@@ -89,7 +89,9 @@ class Bridge:
             self.hub.on_scene(camera, occupancy=parse_occupancy(payload))
         elif kind == "zones":
             zones = parse_zones(payload)
-            self.hub.on_scene(camera, zones={"size": zones["size"], "polygons": zones["zones"]})
+            self.hub.on_scene(
+                camera, zones={"size": zones["size"], "polygons": zones["zones"], "mask": zones["motion_mask"]}
+            )
         elif kind == "zone_person" and zone is not None:
             self.hub.on_scene(camera, zone_counts={zone: parse_count(payload)})
         elif kind == "zone_occupancy" and zone is not None:

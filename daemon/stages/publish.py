@@ -93,7 +93,8 @@ class Publisher:
         for ring in rings.cameras:
             camera = cameras[ring.name]
             zones = config.zones_of(camera)
-            gated = config.motion_of(camera).enabled
+            motion = config.motion_of(camera)
+            gated, mask = motion.enabled, motion.mask_in(config.frame_of(camera).size)
             messages = (
                 discovery_messages(
                     prefix=mqtt.homeassistant_prefix,
@@ -112,7 +113,7 @@ class Publisher:
             self.announced |= set(messages)
             client_id = client_id_for(mqtt, camera.name, solo)
             self.outlets.append(
-                Outlet(ring, rings.downstream, mqtt, client_id, zones, config.events, scores, messages, gated)
+                Outlet(ring, rings.downstream, mqtt, client_id, zones, config.events, scores, messages, gated, mask)
             )
 
     # -- results -------------------------------------------------------------------

@@ -273,3 +273,35 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_model_loads(tmp_
     assert code != 0 and len(stderr.strip().splitlines()) == 1, stderr
     assert f"cannot write {out}" in stderr and "lines written" not in stderr
     assert "RANDOM WEIGHTS" not in stderr, "refused before any model was built"
+
+
+def _still_then_moving_clip(path: Path) -> Path:
+    """40 frames: the rectangle stands (0-9), moves (10-19), stands again (20-39), on a noisy background."""
+    rng = np.random.default_rng(7)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (854, 480))
+    background = cv2.GaussianBlur(rng.integers(30, 120, (480, 854, 3), dtype=np.uint8), (31, 31), 0)
+    for i in range(40):
+        image = np.clip(background + rng.normal(0, 2, background.shape), 0, 255).astype(np.uint8)
+        x = 100 + 20 * min(max(i - 10, 0), 10)
+        image[60:420, x : x + 100] = 255
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def test_skip_still_writes_every_frame_once_and_reuses_the_detections_of_still_frames(tmp_path: Path) -> None:
+    clip = _still_then_moving_clip(tmp_path / "still.mp4")
+    runs = {}
+    for skip in (False, True):
+        out = tmp_path / f"{skip}.jsonl"
+        config = AnalyzeConfig(video=clip, out=out, skip_still=skip, model=ModelConfig(weights="random"))
+        analyze(config, progress=False, detector_factory=bright_box_factory)
+        runs[skip] = _lines(out)
+    full, skipped = runs[False], runs[True]
+    assert [line["frame"] for line in skipped] == list(range(40)), "every frame once, in order"
+    assert not any("reused" in line for line in full), "off by default: the model ran on every frame"
+    reused = [line["frame"] for line in skipped if line.get("reused")]
+    assert 0 not in reused and not set(range(11, 20)) & set(reused), "the first frame and moving ones ran"
+    assert set(range(5, 10)) <= set(reused) and set(range(22, 40)) <= set(reused), reused
+    for a, b in zip(full, skipped, strict=True):
+        np.testing.assert_allclose(a["detections"][0]["box"], b["detections"][0]["box"], atol=1.0)

@@ -266,8 +266,30 @@ def test_two_daemons_on_one_broker_and_one_viewer_that_shows_both(
         ),
         ('[[cameras]]\nname = "a"\nenabled = false\n[cameras.source]\nuri = "0"\n', "every camera is disabled"),
         ('[[cameras]]\n[cameras.source]\nuri = "0"\n', "cameras[0]: name is not set"),
+        (
+            '[[cameras]]\nname = "a"\n[cameras.source]\nuri = "0"\n[cameras.motion]\nthreshold = 0\n',
+            "cameras.a.motion.threshold must be between 1 and 255",
+        ),
+        (
+            '[[cameras]]\nname = "a"\n[cameras.source]\nuri = "0"\n[cameras.motion]\nmask = [[[0, 0], [500, 0], [0, 9]]]\n',
+            "cameras.a.motion.mask: point [500, 0] lies outside the 427x240 frame",
+        ),
+        ('[source]\nuri = "0"\n[motion]\ncontour_area = -3\n', "motion.contour_area must be between"),
+        ('[source]\nuri = "0"\n[detect]\nidle_fps = 0\n', "detect.idle_fps must be between 0.1 and 30"),
     ],
-    ids=["bad-value", "bad-name", "duplicate", "both-forms", "frame", "all-disabled", "no-name"],
+    ids=[
+        "bad-value",
+        "bad-name",
+        "duplicate",
+        "both-forms",
+        "frame",
+        "all-disabled",
+        "no-name",
+        "motion-threshold",
+        "motion-mask",
+        "motion-area",
+        "idle-fps",
+    ],
 )
 def test_configuration_errors_name_the_camera_and_the_key(tmp_path: Path, config: str, message: str) -> None:
     path = tmp_path / "cameras.toml"

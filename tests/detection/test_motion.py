@@ -59,8 +59,20 @@ def test_a_moving_person_is_a_box_where_they_moved(scene: np.ndarray) -> None:
         x = 100 + 6 * step
         motion = detector.detect(_noisy(_with_person(scene, x), rng), (10 + step) / FPS)
         assert motion, f"step {step}"
-        x1, y1, x2, y2 = motion.boxes[0]
-        assert x1 <= x + 8 and x2 >= x + 22 and y1 <= 110 and y2 >= 190, (step, motion.boxes[0])
+        x1, y1 = motion.boxes[:, :2].min(axis=0)
+        x2, y2 = motion.boxes[:, 2:].max(axis=0)
+        assert x1 <= x + 8 and x2 >= x + 22 and y1 <= 110 and y2 >= 190, (step, motion.boxes)
+        assert x1 >= x - 30 and x2 <= x + 60, "where they are, not elsewhere"
+
+
+def test_a_person_who_stops_is_no_motion_from_the_next_frame_on(scene: np.ndarray) -> None:
+    detector, rng = MotionDetector(MotionConfig(), SIZE), np.random.default_rng(5)
+    for i in range(10):
+        detector.detect(_noisy(scene, rng), i / FPS)
+    for step in range(5):
+        assert detector.detect(_noisy(_with_person(scene, 100 + 6 * step), rng), (10 + step) / FPS)
+    standing = [detector.detect(_noisy(_with_person(scene, 124), rng), (15 + i) / FPS) for i in range(1, 20)]
+    assert not any(standing), "the re-check of a still person is the tracker's job, not motion's"
 
 
 def test_motion_inside_the_mask_is_ignored_and_outside_it_is_not(scene: np.ndarray) -> None:

@@ -84,7 +84,13 @@ def jpeg(width: int = 427, height: int = 240, value: int = 128, noise: bool = Fa
 
 
 def detections(
-    frame_id: int, box: list[float], main: bool = True, capture: float | None = None, camera: str = "front"
+    frame_id: int,
+    box: list[float],
+    main: bool = True,
+    capture: float | None = None,
+    camera: str = "front",
+    inference: dict[str, Any] | None = None,
+    motion: list[list[float]] | None = None,
 ) -> dict[str, Any]:
     now = capture if capture is not None else time.time()
     x1, y1, x2, y2 = box
@@ -96,6 +102,8 @@ def detections(
         model={"name": "fasterrcnn_resnet50_fpn", "precision": "fp32", "device": "cpu"},
         detections=[Detection("person", 1, 0.97, (x1, y1, x2, y2))],
         main_person=(0, 3) if main else None,
+        inference=inference,  # type: ignore[arg-type]
+        motion=motion,
     )
 
 

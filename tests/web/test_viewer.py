@@ -367,3 +367,36 @@ def test_the_page_shows_occupancy_counts_events_with_thumbnails_and_draws_zones(
         "return document.body.classList.contains('stale') && document.getElementById('connection').textContent"
     ))  # fmt: skip
     assert stale and stale.startswith("viewer disconnected"), "occupied, 2 people: greyed, not shown as live"
+
+
+STILL = """
+const s = document.querySelector(`section[data-camera="${arguments[0]}"]`);
+return s && {frame: s.dataset.frameId, reason: s.dataset.inference, idle: !s.querySelector(".idle").hidden};
+"""
+
+
+@browser_available
+def test_a_still_camera_stays_live_marked_idle_and_motion_and_its_mask_can_be_shown(
+    viewer: Viewer, mqtt: Subscriber, browser: webdriver.Chrome
+) -> None:
+    browser.get(viewer.url)
+    _wait(lambda: browser.execute_script("return document.getElementById('connection').textContent") == "live")
+    zones = build_zones("front", (427, 240), {}, motion_mask=[[[0, 0], [100, 0], [100, 240], [0, 240]]])
+    mqtt.publish("detector/front/zones", json.dumps(zones), retain=True)
+    idle = {"ran": False, "reason": "idle"}
+    publish_frame(mqtt, "front", 1, [200.0, 20.0, 260.0, 200.0], jpeg(value=0), inference=idle, motion=[])
+    shown = _wait(lambda: (state := browser.execute_script(STILL, "front")) and state["frame"] == "1" and state)
+    assert shown and shown["idle"] and shown["reason"] == "idle", "the model rests, and the page says so"
+    publish_frame(mqtt, "front", 2, [200.0, 20.0, 260.0, 200.0], jpeg(value=0), inference=idle, motion=[])
+    assert _wait(lambda: browser.execute_script(STILL, "front")["frame"] == "2"), "frames keep coming"
+
+    browser.find_element("id", "show-motion").click()
+    moving = {"ran": True, "reason": "motion"}
+    publish_frame(mqtt, "front", 3, [200.0, 20.0, 260.0, 200.0], jpeg(value=0), inference=moving,
+                  motion=[[300.0, 100.0, 380.0, 200.0]])  # fmt: skip
+    state = _wait(lambda: (st := browser.execute_script(STILL, "front")) and st["frame"] == "3" and st)
+    assert state and not state["idle"] and state["reason"] == "motion"
+    mask, open_ = browser.execute_script(PIXEL, "front", 50, 120), browser.execute_script(PIXEL, "front", 150, 120)
+    assert mask[0] > open_[0] + 30, f"the mask is drawn over the picture: {mask} vs {open_}"
+    edge = [browser.execute_script(PIXEL, "front", 300, y) for y in range(140, 160)]  # a dashed line
+    assert max(p[0] for p in edge) > 100 and max(p[2] for p in edge) > 80, f"the motion box is drawn: {edge}"

@@ -13,6 +13,9 @@ const THUMB_WIDTH = 96;
 const THUMB_HEIGHT = 72;
 const cameras = new Map();
 const picker = document.getElementById("picker");
+const showMotion = document.getElementById("show-motion");
+const MOTION_COLOR = "rgba(255, 60, 200, 0.9)";
+const MASK_FILL = "rgba(120, 120, 120, 0.45)";
 const connection = document.getElementById("connection");
 let pending = null;   // a frame's or an event's JSON whose JPEG is the next binary message
 
@@ -30,7 +33,7 @@ function camera(name) {
     node, canvas: node.querySelector("canvas"), status: node.querySelector(".status"),
     stats: node.querySelector(".stats"), frames: [], latencies: [], drawing: false, next: null,
     occupancy: node.querySelector(".occupancy"), count: node.querySelector(".count"),
-    events: node.querySelector(".events"), scene: {}, inView: null,
+    events: node.querySelector(".events"), scene: {}, inView: null, idle: node.querySelector(".idle"),
   };
   cam.ctx = cam.canvas.getContext("2d");
   cameras.set(name, cam);
@@ -151,6 +154,29 @@ function drawZones(cam, width, height) {
   }
 }
 
+// The motion mask (greyed: motion there is ignored), then where this frame moved.
+function drawMotion(cam, frame, width, height) {
+  const ctx = cam.ctx;
+  const zones = cam.scene.zones;
+  if (zones && zones.mask) {
+    const [zw, zh] = zones.size;
+    for (const polygon of zones.mask) {
+      ctx.beginPath();
+      polygon.forEach(([x, y], i) => {
+        if (i === 0) ctx.moveTo((x * width) / zw, (y * height) / zh); else ctx.lineTo((x * width) / zw, (y * height) / zh);
+      });
+      ctx.closePath();
+      ctx.fillStyle = MASK_FILL;
+      ctx.fill();
+    }
+  }
+  ctx.setLineDash([4, 3]);
+  ctx.lineWidth = 1;
+  ctx.strokeStyle = MOTION_COLOR;
+  for (const [x1, y1, x2, y2] of frame.motion || []) ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+  ctx.setLineDash([]);
+}
+
 function median(values) {
   if (!values.length) return null;
   const sorted = [...values].sort((a, b) => a - b);
@@ -207,6 +233,11 @@ function draw(cam, frame, bitmap) {
   ctx.drawImage(bitmap, 0, 0, width, height);
   bitmap.close();
   drawZones(cam, width, height);
+  if (showMotion.checked) drawMotion(cam, frame, width, height);
+  // an older publisher says nothing of inference: the model ran
+  const resting = Boolean(frame.inference && !frame.inference.ran);
+  cam.idle.hidden = !resting;
+  cam.node.dataset.inference = frame.inference ? frame.inference.reason : "";
   const main = frame.main_person;
   frame.detections.forEach((d, index) => {
     if (main && index === main.index) return;  // drawn last, in the main person's colour
