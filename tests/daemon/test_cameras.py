@@ -271,7 +271,8 @@ def test_two_daemons_on_one_broker_and_one_viewer_that_shows_both(
             "cameras.a.motion.threshold must be between 1 and 255",
         ),
         (
-            '[[cameras]]\nname = "a"\n[cameras.source]\nuri = "0"\n[cameras.motion]\nmask = [[[0, 0], [500, 0], [0, 9]]]\n',
+            '[[cameras]]\nname = "a"\n[cameras.source]\nuri = "0"\n'
+            "[cameras.motion]\nmask = [[[0, 0], [500, 0], [0, 9]]]\n",
             "cameras.a.motion.mask: point [500, 0] lies outside the 427x240 frame",
         ),
         ('[source]\nuri = "0"\n[motion]\ncontour_area = -3\n', "motion.contour_area must be between"),
