@@ -190,12 +190,17 @@ def run_daemon(config: str, seconds: float, port: int, tmp: Path, warm: Callable
     root = psutil.Process(process.pid)
     seen: dict[int, tuple[str, float]] = {}
     at_warm: dict[int, float] | None = None
+    series: list[tuple[float, float]] = []
+    """(seconds since warm, CPU seconds of every process since warm), four times a second."""
     started = warmed = time.monotonic()
     try:
         while process.poll() is None and time.monotonic() - started < seconds + 60:
             _cpu_seconds(root, seen)
             if at_warm is None and warm():
                 at_warm, warmed = {pid: used for pid, (_, used) in seen.items()}, time.monotonic()
+            if at_warm is not None:
+                used = sum(total - at_warm.get(pid, 0.0) for pid, (_, total) in seen.items())
+                series.append((time.monotonic() - warmed, used))
             time.sleep(0.25)
     finally:
         if process.poll() is None:
@@ -207,7 +212,10 @@ def run_daemon(config: str, seconds: float, port: int, tmp: Path, warm: Callable
     for pid, (name, used) in seen.items():
         key = next((stage for stage in STAGES if name.startswith(f"detectord-{stage[:5]}")), "supervisor")
         cpu[key] = round(cpu.get(key, 0.0) + used - at_warm.get(pid, 0.0), 2)
-    return {"wall_s": time.monotonic() - warmed, "cpu_s": cpu}
+    per_second = [
+        round(100 * (b[1] - a[1]) / (b[0] - a[0]), 1) for a, b in zip(series[::4], series[4::4], strict=False)
+    ]
+    return {"wall_s": time.monotonic() - warmed, "cpu_s": cpu, "cpu_percent_per_s": per_second}
 
 
 STAGES = ("capture", "inference", "publish")
@@ -236,9 +244,12 @@ def timeline(recorder: Recorder, camera: str) -> dict[str, Any]:
     ran = [f for f in frames if f.get("inference", {"ran": True})["ran"]]
     events = [json.loads(payload) for payload, _ in recorder.of(camera, "events")]
     ends = {e["id"]: e for e in events if e["type"] == "end"}
+    seconds = int(frames[-1]["ts"]["capture"] - t0) + 1
+    calls = np.bincount([int(f["ts"]["capture"] - t0) for f in ran], minlength=seconds).tolist()
     return {
         "frames": len(frames),
         "model_calls": len(ran),
+        "model_calls_per_s_series": calls,
         "reasons": {
             r: sum(f.get("inference", {}).get("reason") == r for f in frames)
             for r in ("motion", "tracking", "keepalive", "ungated", "idle")
@@ -291,6 +302,7 @@ def pair(clip: Clip, port: int, recorder: Recorder, tmp: Path, mask: str = "") -
         run = run_daemon(config, clip.seconds, port, tmp, recorder.published(camera))
         line = timeline(recorder, camera)
         line["cpu_s"] = run["cpu_s"]
+        line["cpu_percent_per_s"] = run["cpu_percent_per_s"]
         line["cpu_percent"] = round(100 * sum(run["cpu_s"].values()) / max(run["wall_s"], 1e-9), 1)
         line["model_calls_per_s"] = round(line["model_calls"] / max(line["span_s"], 1e-9), 2)
         out["gated" if gated else "ungated"] = line
