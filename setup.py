@@ -47,6 +47,7 @@ setup(
         "tornado",
         "pycocotools",
         "psutil",
+        "prometheus_client>=0.20",
     ],
     extras_require={
         "test": [

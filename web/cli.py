@@ -41,6 +41,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--topic-prefix", default=DEFAULT_PREFIX)
     parser.add_argument("--token", help="require this token (?token=…); prefer DETECTOR_WEB_TOKEN")
     parser.add_argument(
+        "--metrics-token", help="/metrics requires this one instead (Bearer); prefer DETECTOR_WEB_METRICS_TOKEN"
+    )
+    parser.add_argument(
         "--allow-origin", action="append", default=[], metavar="URL", help="another origin allowed to connect"
     )
     parser.add_argument(
@@ -94,7 +97,8 @@ async def serve(args: argparse.Namespace) -> None:
     token = args.token or os.environ.get("DETECTOR_WEB_TOKEN") or None
     hub = Hub()
     bridge = Bridge(hub, broker)
-    access = Access(token, frozenset(args.allow_origin), allowed_hosts(args.host, args.allow_host))
+    metrics_token = args.metrics_token or os.environ.get("DETECTOR_WEB_METRICS_TOKEN") or None
+    access = Access(token, metrics_token, frozenset(args.allow_origin), allowed_hosts(args.host, args.allow_host))
     app = make_app(hub, access, lambda: bridge.connected)
     server = app.listen(args.port, address=args.host, xheaders=False)
     stop = asyncio.Event()

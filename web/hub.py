@@ -49,6 +49,8 @@ class Camera:
     events: OrderedDict[str, tuple[EventMessage, bytes | None]] = field(default_factory=OrderedDict)
     """Event id -> (its newest message, its snapshot), oldest first."""
     _snapshots: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
+    events_started: int = 0
+    """``new`` events heard since the viewer started (``/metrics``)."""
 
     def pair(
         self, frame_id: int, detections: DetectionsMessage | None, jpeg: bytes | None
@@ -191,6 +193,8 @@ class Hub:
         self.camera(camera).keep_snapshot(frame_id, jpeg)
 
     def on_event(self, camera: str, event: EventMessage) -> None:
+        if event["type"] == "new":
+            self.camera(camera).events_started += 1
         snapshot = self.camera(camera).keep_event(event)
         self._broadcast(("event", f"{camera}/{event['id']}"), _event_messages(camera, event, snapshot))
 

@@ -1,4 +1,4 @@
-"""The viewer's HTTP side: the page, the WebSocket, /healthz and /api/cameras, on Tornado.
+"""The viewer's HTTP side: the page, the WebSocket, /healthz, /api/cameras and /metrics, on Tornado.
 
 Handlers get their dependencies through ``initialize``; there is no global
 state. Every request must name this server in its ``Host`` header: one of
@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web, websocket
 from tornado.log import access_log
 
 from .hub import Client, Hub
+from .metrics import registry_for
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ def log_request(handler: web.RequestHandler) -> None:
 @dataclass(frozen=True)
 class Access:
     token: str | None = None
+    metrics_token: str | None = None
+    """``/metrics`` requires this one when set (a scraper's own secret), else ``token``."""
     allowed_origins: frozenset[str] = field(default_factory=frozenset)
     allowed_hosts: frozenset[str] = field(default_factory=frozenset)
     """Host names (lower case, no port) requests may name; empty: any (tests of the handlers alone)."""
@@ -57,14 +61,15 @@ class Access:
     def host_ok(self, handler: web.RequestHandler) -> bool:
         return not self.allowed_hosts or host_name(handler.request.host) in self.allowed_hosts
 
-    def token_ok(self, handler: web.RequestHandler) -> bool:
-        if self.token is None:
+    def token_ok(self, handler: web.RequestHandler, metrics: bool = False) -> bool:
+        token = self.metrics_token if metrics and self.metrics_token is not None else self.token
+        if token is None:
             return True
         given = handler.get_query_argument("token", default="")
         header = handler.request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
             given = header[len("Bearer ") :]
-        return hmac.compare_digest(given.encode(), self.token.encode())
+        return hmac.compare_digest(given.encode(), token.encode())
 
 
 def host_name(host: str) -> str:
@@ -111,6 +116,20 @@ class CamerasHandler(_JsonHandler):
         if not self.access.token_ok(self):
             raise web.HTTPError(401)
         self.write_json({"cameras": self.hub.describe(), "malformed": self.hub.malformed})
+
+
+class MetricsHandler(_JsonHandler):
+    """Prometheus' scrape: the token rule of the API (or ``--metrics-token``), as ``Authorization: Bearer``."""
+
+    def initialize(self, hub: Hub, access: Access, bridge_connected: Any) -> None:
+        super().initialize(hub, access, bridge_connected)
+        self.registry = registry_for(hub)
+
+    def get(self) -> None:
+        if not self.access.token_ok(self, metrics=True):
+            raise web.HTTPError(401)
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(generate_latest(self.registry))
 
 
 class PageHandler(web.RequestHandler):
@@ -189,6 +208,7 @@ def make_app(hub: Hub, access: Access, bridge_connected: Any) -> web.Application
             (r"/ws", ViewerSocket, {"hub": hub, "access": access}),
             (r"/healthz", HealthHandler, deps),
             (r"/api/cameras", CamerasHandler, deps),
+            (r"/metrics", MetricsHandler, deps),
             (r"/static/(.*)", StaticHandler, {"path": str(STATIC), "access": access}),
         ],
         websocket_max_message_size=4096,

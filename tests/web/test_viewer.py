@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from tornado.httpclient import HTTPClientError, HTTPRequest
@@ -400,3 +401,45 @@ def test_a_still_camera_stays_live_marked_idle_and_motion_and_its_mask_can_be_sh
     assert mask[0] > open_[0] + 30, f"the mask is drawn over the picture: {mask} vs {open_}"
     edge = [browser.execute_script(PIXEL, "front", 300, y) for y in range(140, 160)]  # a dashed line
     assert max(p[0] for p in edge) > 100 and max(p[2] for p in edge) > 80, f"the motion box is drawn: {edge}"
+
+
+def test_metrics_parse_as_prometheus_exposition_and_follow_the_stats(viewer: Viewer, mqtt: Subscriber) -> None:
+    mqtt.publish("detector/front/status", "online", retain=True)
+    mqtt.publish("detector/front/stats", json.dumps(stats(inference_fps=3.5)), retain=True)
+    mqtt.publish("detector/front/person", "2", retain=True)
+    mqtt.publish("detector/front/occupancy", "ON", retain=True)
+    mqtt.publish("detector/front/events", _event("e-1", "new", 1000.0, [], None))
+
+    def scraped() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        status, body = viewer.get("/metrics")
+        assert status == 200
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(body.decode())
+            for sample in family.samples
+        }
+
+    samples = _wait(lambda: (found := scraped()) and (("detectord_events_started_total", (("camera", "front"),))
+                                                       in found) and found)  # fmt: skip
+    assert samples, scraped()
+    front = (("camera", "front"),)
+    assert samples[("detectord_up", front)] == 1.0
+    assert samples[("detectord_people", front)] == 2.0 and samples[("detectord_occupancy", front)] == 1.0
+    assert samples[("detectord_stage_fps", (("camera", "front"), ("stage", "inference")))] == 3.5
+    assert samples[("detectord_stage_frames_total", (("camera", "front"), ("stage", "inference")))] == 10.0
+    assert samples[("detectord_dropped_frames_total", (("camera", "front"), ("stage", "capture")))] == 0.0
+    memory = (("camera", "front"), ("kind", "rss"), ("stage", "inference"))
+    assert samples[("detectord_process_memory_bytes", memory)] == 900.0 * 2**20
+    assert samples[("detectord_events_started_total", front)] == 1.0
+
+
+def test_metrics_keep_the_viewers_token_rule_or_their_own(tmp_path: Path, broker: Mosquitto) -> None:
+    viewer = start_viewer(tmp_path, broker, "--token", "page", "--metrics-token", "scrape")
+    try:
+        assert viewer.get("/metrics")[0] == 401
+        assert viewer.get("/metrics", {"Authorization": "Bearer page"})[0] == 401
+        assert viewer.get("/metrics", {"Authorization": "Bearer scrape"})[0] == 200
+        assert viewer.get("/api/cameras", {"Authorization": "Bearer page"})[0] == 200
+    finally:
+        viewer.process.terminate()
+        viewer.process.wait(10)
