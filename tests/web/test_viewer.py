@@ -7,6 +7,8 @@ import base64
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
@@ -443,3 +446,46 @@ def test_metrics_keep_the_viewers_token_rule_or_their_own(tmp_path: Path, broker
     finally:
         viewer.process.terminate()
         viewer.process.wait(10)
+
+
+@browser_available
+def test_a_zone_and_a_mask_drawn_on_the_picture_give_toml_the_daemon_accepts(
+    viewer: Viewer, mqtt: Subscriber, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    browser.set_window_size(1200, 1400)  # the whole picture in view, for the clicks
+    browser.get(viewer.url)
+    _wait(lambda: browser.execute_script("return document.getElementById('connection').textContent") == "live")
+    publish_frame(mqtt, "front", 1, [10.0, 10.0, 50.0, 120.0], jpeg(value=60))
+    _wait(lambda: browser.execute_script(STILL, "front") and browser.execute_script(STILL, "front")["frame"] == "1")
+    section = browser.find_element("css selector", 'section[data-camera="front"]')
+    section.find_element("css selector", ".editor summary").click()
+    canvas = section.find_element("css selector", "canvas")
+    width, height = canvas.size["width"], canvas.size["height"]
+
+    def click_at(fx: float, fy: float, double: bool = False) -> None:
+        actions = ActionChains(browser).move_to_element_with_offset(
+            canvas, round((fx - 0.5) * width), round((fy - 0.5) * height)
+        )
+        (actions.double_click() if double else actions.click()).perform()
+
+    name = section.find_element("css selector", ".zone-name")
+    name.clear()
+    name.send_keys("door")
+    section.find_element("css selector", ".new-zone").click()
+    for fx, fy in ((0.6, 0.1), (0.9, 0.1), (0.9, 0.9), (0.6, 0.9), (0.75, 0.5)):
+        click_at(fx, fy)
+    click_at(0.75, 0.5, double=True)  # that last point was a slip: a double click deletes it
+    section.find_element("css selector", ".new-mask").click()
+    for fx, fy in ((0.02, 0.02), (0.3, 0.02), (0.3, 0.3)):
+        click_at(fx, fy)
+    toml = section.find_element("css selector", ".toml").get_attribute("value")
+    assert '[[zones]]\nname = "door"' in toml and "[motion]\nmask = [[[0.0" in toml, toml
+    assert toml.count("], [") == 3 + 2, f"four zone points and three mask points: {toml}"
+
+    config = tmp_path / "drawn.toml"
+    config.write_text('[source]\nuri = "0"\n' + toml)
+    done = subprocess.run(
+        [sys.executable, "-m", "detectord.daemon", "--check-config", "--config", str(config)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{done.stderr}\n{toml}"

@@ -36,6 +36,7 @@ function camera(name) {
     events: node.querySelector(".events"), scene: {}, inView: null, idle: node.querySelector(".idle"),
   };
   cam.ctx = cam.canvas.getContext("2d");
+  cam.editor = new ZoneEditor(cam, node.querySelector(".editor"), () => paint(cam));
   cameras.set(name, cam);
   applyPicker();
   return cam;
@@ -223,7 +224,10 @@ function label(ctx, text, x, y, color) {
   ctx.fillText(text, x + 3, top + 12);
 }
 
-function draw(cam, frame, bitmap) {
+// The frame, its zones, motion and boxes, and the zone editor's polygons; again whenever the editor changes.
+function paint(cam) {
+  const { frame, bitmap } = cam;
+  if (!frame) return;
   const [width, height] = frame.size;
   if (cam.canvas.width !== width || cam.canvas.height !== height) {
     cam.canvas.width = width;
@@ -231,13 +235,8 @@ function draw(cam, frame, bitmap) {
   }
   const ctx = cam.ctx;
   ctx.drawImage(bitmap, 0, 0, width, height);
-  bitmap.close();
   drawZones(cam, width, height);
   if (showMotion.checked) drawMotion(cam, frame, width, height);
-  // an older publisher says nothing of inference: the model ran
-  const resting = Boolean(frame.inference && !frame.inference.ran);
-  cam.idle.hidden = !resting;
-  cam.node.dataset.inference = frame.inference ? frame.inference.reason : "";
   const main = frame.main_person;
   frame.detections.forEach((d, index) => {
     if (main && index === main.index) return;  // drawn last, in the main person's colour
@@ -254,6 +253,18 @@ function draw(cam, frame, bitmap) {
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
     label(ctx, `main #${main.track_id} ${main.score.toFixed(2)}`, x1, y1, MAIN_COLOR);
   }
+  cam.editor.draw(ctx, width, height);
+}
+
+function draw(cam, frame, bitmap) {
+  if (cam.bitmap) cam.bitmap.close();
+  cam.frame = frame;
+  cam.bitmap = bitmap;
+  paint(cam);
+  // an older publisher says nothing of inference: the model ran
+  const resting = Boolean(frame.inference && !frame.inference.ran);
+  cam.idle.hidden = !resting;
+  cam.node.dataset.inference = frame.inference ? frame.inference.reason : "";
   const inView = frame.detections.filter((d) => d.label === "person").length;
   if (inView !== cam.inView) {
     cam.inView = inView;
