@@ -176,10 +176,22 @@ def _cpu_seconds(root: psutil.Process, seen: dict[int, tuple[str, float]]) -> No
             continue
 
 
+def _pss_mb(root: psutil.Process) -> float:
+    """Memory of ``root``'s tree, shared memory counted once (proportional set size, summed)."""
+    total = 0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            total += process.memory_full_info().pss
+        except psutil.Error:
+            continue
+    return total / 2**20
+
+
 def run_daemon(config: str, seconds: float, port: int, tmp: Path, warm: Callable[[], bool]) -> dict[str, Any]:
     """The daemon with ``config`` (TOML) until its files end (or ``seconds`` + 60). Its CPU is counted from
     the moment ``warm()`` holds (its first frame published: start-up, model loading included, is not the
-    steady cost of a camera): seconds of each process, and the wall time they were spent in."""
+    steady cost of a camera): seconds of each process, and the wall time they were spent in; its memory
+    (every process's proportional set size, summed, shared-memory rings included) at its peak."""
     path = tmp / f"daemon-{time.monotonic_ns()}.toml"
     path.write_text(config + f"[mqtt]\nport = {port}\nstats_interval_s = 1.0\nhomeassistant = false\n")
     log = tmp / f"{path.stem}.log"
@@ -192,6 +204,7 @@ def run_daemon(config: str, seconds: float, port: int, tmp: Path, warm: Callable
     at_warm: dict[int, float] | None = None
     series: list[tuple[float, float]] = []
     """(seconds since warm, CPU seconds of every process since warm), four times a second."""
+    memory = 0.0
     started = warmed = time.monotonic()
     try:
         while process.poll() is None and time.monotonic() - started < seconds + 60:
@@ -201,6 +214,8 @@ def run_daemon(config: str, seconds: float, port: int, tmp: Path, warm: Callable
             if at_warm is not None:
                 used = sum(total - at_warm.get(pid, 0.0) for pid, (_, total) in seen.items())
                 series.append((time.monotonic() - warmed, used))
+                if len(series) % 4 == 1:
+                    memory = max(memory, _pss_mb(root))
             time.sleep(0.25)
     finally:
         if process.poll() is None:
@@ -215,7 +230,12 @@ def run_daemon(config: str, seconds: float, port: int, tmp: Path, warm: Callable
     per_second = [
         round(100 * (b[1] - a[1]) / (b[0] - a[0]), 1) for a, b in zip(series[::4], series[4::4], strict=False)
     ]
-    return {"wall_s": time.monotonic() - warmed, "cpu_s": cpu, "cpu_percent_per_s": per_second}
+    return {
+        "wall_s": time.monotonic() - warmed,
+        "cpu_s": cpu,
+        "cpu_percent_per_s": per_second,
+        "memory_mb_peak": round(memory, 1),
+    }
 
 
 STAGES = ("capture", "inference", "publish")

@@ -282,6 +282,64 @@ class InferenceConfig:
                 raise ConfigError(f"inference.{key} must be between 1 and {most}, got {value}")
 
 
+def parse_size(text: str, key: str) -> tuple[int, int]:
+    """``"1280x720"`` (or with the multiplication sign) -> (1280, 720); ConfigError naming ``key`` otherwise."""
+    width, sep, height = text.lower().replace("\u00d7", "x").partition("x")
+    if not (sep and width.strip().isdigit() and height.strip().isdigit()):
+        raise ConfigError(f'{key} must be WIDTHxHEIGHT (e.g. "1280x720"), got {text!r}')
+    size = int(width), int(height)
+    if not all(16 <= v <= 8192 for v in size):
+        raise ConfigError(f"{key}: width and height must be between 16 and 8192 pixels, got {text!r}")
+    return size
+
+
+FRAME_SIZES = ("detect", "native")
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """``[publish]``: the pictures the daemon publishes, beside the small frame the model sees.
+
+    The capture stage keeps each camera's full frame (``native``) in a second
+    ring; event snapshots, their crops and Home Assistant's camera are
+    rendered from it, and the live frames may be.
+    """
+
+    native: bool = True
+    """Keep the camera's full-resolution frame for snapshots (and ``frame_size``); false: everything is the
+    detection frame (no second ring, no extra memory)."""
+    native_max: str = "1920x1080"
+    """Largest full frame kept, ``WxH``: a bigger camera picture is scaled down to fit (the ring is sized for
+    it: 6.2 MB a slot at 1920x1080)."""
+    frame_size: str = "detect"
+    """Live frames (the viewer): ``detect`` (the model's frame), ``native`` (the full frame), or ``WxH`` (the
+    full frame scaled to fit in it)."""
+
+    def __post_init__(self) -> None:
+        parse_size(self.native_max, "publish.native_max")
+        if self.frame_size not in FRAME_SIZES:
+            parse_size(self.frame_size, "publish.frame_size")
+        if self.frame_size != "detect" and not self.native:
+            raise ConfigError(
+                f"publish.frame_size = {self.frame_size!r} needs the full frame: set publish.native = true "
+                'or frame_size = "detect"'
+            )
+
+    @property
+    def native_size(self) -> tuple[int, int] | None:
+        """(width, height) of the largest full frame kept; None when none is."""
+        return parse_size(self.native_max, "publish.native_max") if self.native else None
+
+    @property
+    def frame_box(self) -> tuple[int, int] | None:
+        """The size live frames are fitted into; None for the detection frame, (0, 0) for the full frame."""
+        if self.frame_size == "detect":
+            return None
+        if self.frame_size == "native":
+            return 0, 0
+        return parse_size(self.frame_size, "publish.frame_size")
+
+
 @dataclass(frozen=True)
 class DetectConfig:
     """``[detect]``: when the model runs on a camera whose motion gating is on (``[motion]``)."""
@@ -333,6 +391,8 @@ class DaemonConfig:
     motion: MotionConfig = field(default_factory=MotionConfig)
     """Motion gating: the model runs where something moves (``[detect]`` says when else)."""
     detect: DetectConfig = field(default_factory=DetectConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    """Full-resolution pictures: snapshots, Home Assistant's camera, the live frames' size."""
     zones: tuple[ZoneConfig, ...] = ()
     """The single camera's zones (``[[zones]]``); with ``[[cameras]]`` each camera has its own."""
 
@@ -364,6 +424,13 @@ class DaemonConfig:
                 self.motion_of(camera).mask_in(self.frame_of(camera).size)
             except ValueError as exc:
                 raise ConfigError(f"{where}{exc}") from None
+        gated = any(self.motion_of(camera).enabled for camera in self.live_cameras)
+        if gated and self.detect.stationary_interval_s >= self.events.end_after_s:
+            raise ConfigError(
+                f"detect.stationary_interval_s ({self.detect.stationary_interval_s:g}) must be below "
+                f"events.end_after_s ({self.events.end_after_s:g}) with motion gating on: a person standing still "
+                "is looked at that often, and their event would end between looks"
+            )
 
     @property
     def live_cameras(self) -> tuple[CameraConfig, ...]:

@@ -87,6 +87,7 @@ class Daemon(Job):
             batch=1,
             workers=cfg.inference.workers,
             ctx=self.supervisor.ctx,
+            native_size=cfg.publish.native_size,
         )
 
     def start(self, name: str) -> Stage:
@@ -105,6 +106,7 @@ class Daemon(Job):
                 cfg.inference.batch,
                 cfg.detect,
                 cfg.events.score_threshold,
+                cfg.events.min_frames,
             )
             worker = self.inference_stages.index(name)
             return self.supervisor.start(name, run_inference, handles, worker, settings, self.detector_factory, name)
@@ -113,17 +115,20 @@ class Daemon(Job):
 
     def _release(self, name: str) -> None:
         """Undo what a dead stage held in the rings, so the others and its successor can go on."""
-        frames, results = self.rings.frames, self.rings.results
+        frames, natives, results = self.rings.frames, self.rings.natives, self.rings.results
         if name in self.capture_stages:
-            frames[self.capture_stages[name]].reset_writer()
+            camera = self.capture_stages[name]
+            frames[camera].reset_writer()
+            if camera in natives:
+                natives[camera].reset_writer()
         elif name in self.inference_stages:
             worker = self.inference_stages.index(name)
-            for ring in frames.values():
+            for ring in (*frames.values(), *natives.values()):
                 ring.reset_reader(worker)
             results[worker].reset_writer()
         else:
             downstream = self.rings.handles.downstream
-            for frame_ring in frames.values():
+            for frame_ring in (*frames.values(), *natives.values()):
                 frame_ring.reset_reader(downstream)
             for result_ring in results:
                 result_ring.reset_reader(0)

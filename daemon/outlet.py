@@ -72,6 +72,9 @@ class Outlet:
         """(width, height) of the published frames."""
         self.ring = camera.attach()
         self.frames: RingReader[FrameRef] = self.ring.reader(reader_index)
+        self.native_ring = camera.attach_native()
+        self.natives = self.native_ring.reader(reader_index) if self.native_ring is not None else None
+        """The camera's full frames inference hands over with its results, when they are kept."""
         self.mqtt = mqtt
         self.latency = LatencyWindow()
         self.stats: PipelineStats | None = None
@@ -249,5 +252,13 @@ class Outlet:
         self.publish_stats(model)
         await self.link.close()
 
+    def adopt_native(self, native: tuple[int, int] | None) -> FrameRef | None:
+        """The full frame a result names (its pin was handed over with it), or None."""
+        if native is None or self.natives is None:
+            return None
+        return self.natives.adopt(*native)
+
     def close(self) -> None:
         self.ring.close()
+        if self.native_ring is not None:
+            self.native_ring.close()

@@ -39,6 +39,8 @@ _SCALARS = {
     "frame_id": "<i8",
     "frame_seq": "<i8",
     "frame_slot": "<i4",
+    "native_seq": "<i8",
+    "native_slot": "<i4",
     "capture_ts": "<f8",
     "pts": "<f8",
     "inference_start": "<f8",
@@ -72,6 +74,9 @@ class FrameResult:
     frame_seq: int
     frame_slot: int
     """Where the frame lies in the frame ring (its pin was handed over with this record)."""
+    native: tuple[int, int] | None
+    """(slot, seq) of the camera's full frame in its full-frame ring, pinned and handed over too; None: the
+    frame has none (full frames off, or rewritten before inference could pin it)."""
     pts: float
     """Position in the source, seconds."""
     capture_ts: float
@@ -166,6 +171,7 @@ def write_result(
     main: MainPerson | None,
     inference: tuple[float, float],
     reason: Reason,
+    native: FrameRef | None = None,
 ) -> int:
     """Fill a claimed slot with ``frame``'s detections, hand the frame's pin over, publish; returns the sequence.
 
@@ -173,7 +179,8 @@ def write_result(
     index to give it to: the pin changes hands before the record becomes
     visible, so the downstream stage always finds the frame intact.
     Detections come best first, so keeping the first ``capacity`` keeps the
-    best. ``inference`` is (start, end), epoch seconds; ``reason`` why the frame came (``gating.Reason``).
+    best. ``inference`` is (start, end), epoch seconds; ``reason`` why the frame came (``gating.Reason``);
+    ``native`` the frame's full frame, whose pin the caller handed over already.
     """
     capacity = slot["scores"].shape[0]
     count = min(len(detections), capacity)
@@ -186,6 +193,8 @@ def write_result(
         "frame_id": frame.frame_id,
         "frame_seq": frame.seq,
         "frame_slot": frame.index,
+        "native_seq": native.seq if native is not None else -1,
+        "native_slot": native.index if native is not None else -1,
         "capture_ts": frame.capture_ts,
         "pts": frame.pts,
         "inference_start": inference[0],
@@ -207,6 +216,7 @@ def read_result(ref: SlotRef) -> FrameResult:
         frame_id=ref["frame_id"],
         frame_seq=ref["frame_seq"],
         frame_slot=ref["frame_slot"],
+        native=(ref["native_slot"], ref["native_seq"]) if ref["native_slot"] >= 0 else None,
         pts=ref["pts"],
         capture_ts=ref["capture_ts"],
         inference_start=ref["inference_start"],

@@ -122,6 +122,9 @@ class MotionDetector:
             points = np.round(np.array(polygon) * self.scale).astype(np.int32)
             cv2.fillPoly(self.allowed, [points], 0)
         self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+        self.moved_frames = 0
+        """Frames with motion so far: a reader that looks only at some frames (the newest) learns from it
+        whether anything moved in those it did not see."""
         self._background: np.ndarray | None = None
         self._previous = np.zeros((self.work_size[1], self.work_size[0]), np.float32)
         self._time = 0.0
@@ -146,6 +149,7 @@ class MotionDetector:
         contours, _ = cv2.findContours(blobs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         found = sorted((c for c in contours if cv2.contourArea(c) >= self.min_area), key=cv2.contourArea, reverse=True)
         boxes = [cv2.boundingRect(c) for c in found[:MAX_BOXES]]
+        self.moved_frames += bool(boxes)
         return Motion(np.array([(x, y, x + w, y + h) for x, y, w, h in boxes], np.float32).reshape(-1, 4) / self.scale)
 
 

@@ -105,7 +105,8 @@ class Scene:
         return now - track.seen_at <= self.config.end_after_s
 
     def observe(self, frame_id: int, now: float, detections: Detections, pixels: np.ndarray) -> SceneChanges:
-        """One processed frame taken at ``now``; ``pixels`` (BGR) is only read, for a snapshot."""
+        """One processed frame taken at ``now``; ``pixels`` (BGR), the frame the detections were found on at
+        detection size or larger (the camera's full frame), is only read, for a snapshot."""
         self.last_time = now
         changes = SceneChanges()
         self._end(self._tracker.expire(now), changes)
@@ -177,7 +178,7 @@ class Scene:
         quality = snapshot_quality(event.box, score, self.frame_size, self.scores.confident)
         if quality > event.best:
             event.best = quality
-            event.snapshot = (frame_id, render(pixels, event.box, self.config.snapshot), event.box)
+            event.snapshot = (frame_id, render(pixels, event.box, self.config.snapshot, self.frame_size), event.box)
             event.changed = True
         if not event.started and track.hits >= self.config.min_frames:
             event.started = True

@@ -28,10 +28,13 @@ def snapshot_quality(
     return wholly_inside(box, frame_size), score >= confident, area, score
 
 
-def render(pixels: np.ndarray, box: Sequence[float], config: SnapshotConfig) -> bytes:
-    """JPEG of ``pixels`` (BGR) with the box drawn and/or cropped around as configured."""
+def render(pixels: np.ndarray, box: Sequence[float], config: SnapshotConfig, frame_size: tuple[int, int]) -> bytes:
+    """JPEG of ``pixels`` (BGR) with the box drawn and/or cropped around as configured. ``box`` is in pixels of a
+    ``frame_size`` (width, height) frame, the detection frame; ``pixels`` may be the same frame at any size
+    (the camera's full frame)."""
     image = pixels.copy() if config.draw_box or config.crop else pixels
-    x1, y1, x2, y2 = (round(float(v)) for v in box)
+    sx, sy = pixels.shape[1] / frame_size[0], pixels.shape[0] / frame_size[1]
+    x1, y1, x2, y2 = (round(float(v) * s) for v, s in zip(box, (sx, sy, sx, sy), strict=True))
     if config.draw_box:
         thickness = max(1, round(min(image.shape[:2]) / 200))
         cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), BOX_COLOUR, thickness)

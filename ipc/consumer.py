@@ -184,6 +184,22 @@ class RingReader(Generic[RefT]):
                 target_row[h.DELIVERED] += 1
                 ref._released = True
 
+    def pin(self, index: int, seq: int) -> RefT | None:
+        """Pin slot ``index`` if it still holds sequence ``seq``, whatever this reader's cursor; None if the
+        producer has rewritten it since.
+
+        For a ring whose slots another ring's records name (a camera's
+        full-resolution frames, named by its small frames): the pin is taken
+        under the lock, so the producer, which claims only unpinned slots
+        under the same lock, cannot be rewriting it.
+        """
+        ring = self._ring
+        with ring.locked:
+            if not 0 <= index < ring.slot_count or ring.slot_seq[index] != seq:
+                return None
+            self._pins[index] += 1
+        return self._ref_class(self, index, seq)
+
     def adopt(self, index: int, seq: int) -> RefT:
         """Take a slot another reader handed over to this one; release it as usual."""
         ring = self._ring

@@ -9,6 +9,10 @@ downstream stage (publisher or writer), to which a worker hands every frame
 it computed on. Each worker's doorbell is shared by every camera's ring, so a
 worker waits for a frame from any camera at once (``ipc.wait_any``); the
 publisher's doorbell is shared the same way by every result ring.
+
+Live, a camera may also have a full-frame ring (``daemon/native.py``) with
+the same readers: inference workers pin the full frame of each small frame
+they take, and hand it to the publisher with the result.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from multiprocessing.synchronize import Semaphore
 from threading import Event
 
 from detectord.daemon.frame_record import FRAME_FIELDS
+from detectord.daemon.native import NATIVE_FIELDS, NativeRing, slots_for
 from detectord.daemon.results import ResultRing
 from detectord.ipc import FrameRing, RingHandle, RingMode, RingWriter, WriteSlot
 
@@ -31,6 +36,10 @@ class CameraRing:
     name: str
     frames: RingHandle
     frame_shape: tuple[int, int, int]
+    native: RingHandle | None = None
+    """The camera's full-frame ring, when full frames are kept."""
+    native_shape: tuple[int, int, int] = (0, 0, 0)
+    """Its slots' shape: the largest full frame."""
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -40,6 +49,11 @@ class CameraRing:
 
     def attach(self) -> FrameRing:
         return FrameRing.attach(self.frames, shape=self.frame_shape, extra=FRAME_FIELDS)
+
+    def attach_native(self) -> NativeRing | None:
+        if self.native is None:
+            return None
+        return NativeRing.attach(self.native, shape=self.native_shape, extra=NATIVE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -89,9 +103,13 @@ class RingSet:
         batch: int,
         workers: int,
         ctx: BaseContext,
+        native_size: tuple[int, int] | None = None,
     ) -> None:
-        """``cameras``: name (the frame ring's instance) -> frame shape; ``results_instance`` names the result rings."""
+        """``cameras``: name (the frame ring's instance) -> frame shape; ``results_instance`` names the result rings;
+        ``native_size``: (width, height) of the largest full frame kept (live only; None: none kept)."""
         self.frames: dict[str, FrameRing] = {}
+        self.natives: dict[str, NativeRing] = {}
+        native_shape = (native_size[1], native_size[0], 3) if native_size is not None and live else (0, 0, 0)
         self.results: list[ResultRing] = []
         inference_wake = tuple(ctx.Semaphore(0) for _ in range(workers))
         downstream_wake = ctx.Semaphore(0)
@@ -109,6 +127,17 @@ class RingSet:
                     doorbells=inference_wake,
                     extra=FRAME_FIELDS,
                 )
+                if native_shape[0]:
+                    self.natives[name] = NativeRing.create(
+                        name,
+                        shape=native_shape,
+                        slots=slots_for(workers),
+                        readers=workers + 1,
+                        mode=RingMode.LATEST,
+                        ctx=ctx,
+                        competing=workers,
+                        extra=NATIVE_FIELDS,
+                    )
             for worker in range(workers):
                 self.results.append(
                     ResultRing.create(
@@ -124,7 +153,16 @@ class RingSet:
             self.close()
             raise
         self.handles = RingHandles(
-            cameras=tuple(CameraRing(name, ring.handle, cameras[name]) for name, ring in self.frames.items()),
+            cameras=tuple(
+                CameraRing(
+                    name,
+                    ring.handle,
+                    cameras[name],
+                    self.natives[name].handle if name in self.natives else None,
+                    native_shape,
+                )
+                for name, ring in self.frames.items()
+            ),
             results=tuple(ring.handle for ring in self.results),
             max_detections=max_detections,
             inference_wake=inference_wake,
@@ -134,7 +172,7 @@ class RingSet:
     def close(self) -> None:
         for results in self.results:
             results.close()
-        for frames in self.frames.values():
+        for frames in (*self.frames.values(), *self.natives.values()):
             frames.close()
 
 

@@ -20,8 +20,9 @@ from threading import Event
 import cv2
 import numpy as np
 
+from detectord.daemon import native
 from detectord.daemon.config import SourceConfig
-from detectord.daemon.frame_record import motion_fields
+from detectord.daemon.frame_record import NO_NATIVE, motion_fields
 from detectord.daemon.pipeline.ringset import CameraRing, claim
 from detectord.daemon.pipeline.telemetry import StageMeter
 from detectord.detection.motion import MotionConfig, MotionDetector
@@ -33,14 +34,23 @@ log = logging.getLogger(__name__)
 
 
 def _fill(
-    writer: RingWriter, slot: WriteSlot, image: np.ndarray, frame_id: int, pts: float, motion: MotionDetector | None
+    writer: RingWriter,
+    slot: WriteSlot,
+    image: np.ndarray,
+    frame_id: int,
+    pts: float,
+    motion: MotionDetector | None,
+    full: RingWriter | None = None,
 ) -> None:
-    """Resize ``image`` straight into the slot, find its motion there (no copy), publish."""
+    """Resize ``image`` straight into the slot, find its motion there (no copy), publish; with ``full``, the
+    camera's full frame goes first into its own ring, and the small frame names it."""
     height, width = slot["pixels"].shape[:2]
     cv2.resize(image, (width, height), dst=slot["pixels"], interpolation=cv2.INTER_AREA)
     captured = time.time()
     found = motion.detect(slot["pixels"], captured) if motion is not None else None
-    writer.publish(slot, frame_id=frame_id, capture_ts=captured, pts=pts, **motion_fields(slot, found))
+    seq = motion.moved_frames if motion is not None else 0
+    named = native.put(full, image, frame_id, captured, pts) if full is not None else NO_NATIVE
+    writer.publish(slot, frame_id=frame_id, capture_ts=captured, pts=pts, **named, **motion_fields(slot, found, seq))
 
 
 def run_capture(
@@ -90,8 +100,11 @@ def run_live_capture(
     motion: MotionConfig | None = None,
 ) -> None:
     """The newest frame wins: publish every frame read; a slow reader only makes the ring drop old ones.
-    With ``motion`` (gating on), each frame's motion goes with it."""
+    With ``motion`` (gating on), each frame's motion goes with it; with the camera's full-frame ring, each
+    frame's full-resolution picture."""
     ring = camera.attach()
+    full_ring = camera.attach_native()
+    full = full_ring.writer() if full_ring is not None else None
     detector = MotionDetector(motion, camera.frame_size) if motion is not None else None
     writer = ring.writer()
     meter = StageMeter(stage, reports)
@@ -130,7 +143,7 @@ def run_live_capture(
             slot = writer.claim()
             if slot is not None:
                 pts = frame_id / source.fps if source.fps else time.monotonic() - started_at
-                _fill(writer, slot, image, frame_id, pts, detector)
+                _fill(writer, slot, image, frame_id, pts, detector, full)
             frame_id += 1
             meter.add(1, time.perf_counter() - started)
         writer.finish()
@@ -138,3 +151,5 @@ def run_live_capture(
         meter.close()
         source.close()
         ring.close()
+        if full_ring is not None:
+            full_ring.close()

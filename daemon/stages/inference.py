@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection
 from threading import Event
 
 from detectord.daemon.config import DetectConfig, ModelConfig
-from detectord.daemon.frame_record import read_motion
+from detectord.daemon.frame_record import native_of, read_motion
 from detectord.daemon.gating import Gate, Reason
 from detectord.daemon.pipeline.ringset import WAIT_STEP_S, RingHandles, claim
 from detectord.daemon.pipeline.telemetry import StageMeter
@@ -88,6 +88,8 @@ class _Camera:
     """(width, height) of its frames: cameras may differ."""
     tracker: MainPersonTracker
     gate: Gate
+    native: tuple[FrameRing, RingReader[FrameRef]] | None = None
+    """The camera's full-frame ring and this worker's reader of it, when full frames are kept."""
     freshness: _Freshness = field(default_factory=_Freshness)
     ended: bool = False
     last: tuple[Detections, MainPerson | None] | None = None
@@ -125,14 +127,18 @@ class _Worker:
         for index, camera in enumerate(rings.cameras):
             ring = camera.attach()
             tracker = MainPersonTracker(settings.main_person[index], scores)
-            gate = Gate(settings.detect, threshold)
+            gate = Gate(settings.detect, threshold, settings.confirm_runs)
+            full = camera.attach_native()
+            native = (full, full.reader(worker)) if full is not None else None
             self.cameras.append(
-                _Camera(index, camera.name, ring, ring.reader(worker), camera.frame_size, tracker, gate)
+                _Camera(index, camera.name, ring, ring.reader(worker), camera.frame_size, tracker, gate, native)
             )
         self.result_ring = rings.attach_results(worker)
         self.writer: RingWriter = self.result_ring.writer()
         self.lossless = self.cameras[0].ring.mode is RingMode.LOSSLESS
         self._next = 0
+        self.natives: dict[int, FrameRef] = {}
+        """Full frames pinned, by ``id`` of the small frame taken."""
 
     def take(self) -> list[Taken] | None:
         """The frames of one round; [] when none is ready within a wait step, None once every stream ended."""
@@ -153,7 +159,19 @@ class _Worker:
         if len(self.cameras) == 1 and len(taken) == 1 and taken[0][2].model_ran:
             camera, ref, reason = taken[0]
             taken = [(camera, fresher, reason) for fresher in camera.freshness.fresher(camera.reader, ref)]
+        for camera, ref, _ in taken:
+            self._pin_native(camera, ref)
         return taken
+
+    def _pin_native(self, camera: _Camera, ref: FrameRef) -> None:
+        """Pin the full frame of a small frame just taken, while it is still in its ring (a frame interval or
+        so): the publisher renders the very same frame at full size."""
+        named = native_of(ref)
+        if camera.native is None or named is None:
+            return
+        pinned = camera.native[1].pin(*named)
+        if pinned is not None:
+            self.natives[id(ref)] = pinned
 
     def _offline_reason(self, camera: _Camera, ref: FrameRef) -> Reason:
         """``analyze --skip-still``: a frame where nothing moved reuses the last run's detections."""
@@ -181,7 +199,7 @@ class _Worker:
                 motion = read_motion(ref)
                 camera.looked += 1
                 camera.moved += motion.moved
-                reason = camera.gate.reason(motion.computed, motion.moved, ref.capture_ts)
+                reason = camera.gate.reason(motion, ref.capture_ts)
                 if reason.model_ran or (camera.last is not None and camera.gate.idle_frame_due(ref.capture_ts)):
                     taken.append((camera, ref, reason))
                 else:
@@ -206,7 +224,7 @@ class _Worker:
             if reason.model_ran:
                 detections = found[id(ref)]
                 camera.last = (detections, camera.tracker.update(detections, now))
-                camera.gate.ran(now, detections)
+                camera.gate.ran(now, detections, read_motion(ref).seq)
                 camera.ran += 1
                 timing = (started, finished)
             else:
@@ -214,11 +232,16 @@ class _Worker:
                 timing = (ref.capture_ts, ref.capture_ts)
             assert camera.last is not None
             slot = claim(self.writer, stop, self.lossless)
+            full = self.natives.pop(id(ref), None)
             if slot is None:
                 camera.reader.release([ref])
+                if full is not None:
+                    full.release()
                 continue
+            if full is not None and camera.native is not None:
+                camera.native[1].hand_over([full], to=self.rings.downstream)
             handover = (camera.reader, self.rings.downstream)
-            write_result(self.writer, slot, camera.index, ref, handover, *camera.last, timing, reason)
+            write_result(self.writer, slot, camera.index, ref, handover, *camera.last, timing, reason, full)
         ran = [camera.name for camera, _ in to_model]
         self.meter.add(len(ran), busy, ran)
         self.meter.gating = {camera.name: (camera.looked, camera.moved, camera.ran) for camera in self.cameras}
@@ -226,11 +249,16 @@ class _Worker:
     def release(self, taken: list[Taken]) -> None:
         for camera, ref, _ in taken:
             camera.reader.release([ref])
+        for full in self.natives.values():
+            full.release()
+        self.natives.clear()
 
     def close(self) -> None:
         self.result_ring.close()
         for camera in self.cameras:
             camera.ring.close()
+            if camera.native is not None:
+                camera.native[0].close()
 
 
 def _by_size(taken: list[tuple[_Camera, FrameRef]]) -> dict[tuple[int, int], list[tuple[_Camera, FrameRef]]]:
@@ -251,6 +279,9 @@ class InferenceSettings:
     detect: DetectConfig = field(default_factory=DetectConfig)
     person_threshold: float | None = None
     """``events.score_threshold``: a person this confident is re-checked while still (None: the detector's)."""
+    confirm_runs: int = 1
+    """``events.min_frames``: a person just found is looked at in this many runs in a row, still or not, so that
+    their event starts at once."""
     skip_still: bool = False
     """Offline: a frame without motion reuses the last run's detections (``analyze --skip-still``)."""
 

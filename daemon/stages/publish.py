@@ -3,9 +3,11 @@
 One process serves every camera of the daemon; each camera is an ``Outlet``
 (``daemon/outlet.py``) with its own MQTT connection and will. For every
 result, on a worker thread: the frame inference computed it on is adopted
-(its pin was handed over with the result), encoded as JPEG, and shown to
-the camera's ``Scene`` (``detectord.events``) while the pixels are still
-pinned; then, on the event loop, the outlet publishes the detections, the
+(its pin was handed over with the result), with the camera's full frame
+for it when one is kept (``daemon/native.py``), encoded as JPEG at
+``publish.frame_size``, and shown to the camera's ``Scene``
+(``detectord.events``), which renders snapshots from the full frame, while
+the pixels are still pinned; then, on the event loop, the outlet publishes the detections, the
 JPEG and whatever the result changed in the scene. Every ``stats_interval_s``
 each outlet publishes the newest stats snapshot the supervisor relayed.
 After the first connection, discovery entities this daemon announced before
@@ -31,6 +33,7 @@ import cv2
 from detectord.contract import discovery
 from detectord.contract.homeassistant import discovery_messages
 from detectord.contract.link import quiet_cancellations
+from detectord.daemon import native
 from detectord.daemon.config import DaemonConfig
 from detectord.daemon.frame_record import FrameMotion, read_motion
 from detectord.daemon.outlet import Outlet, client_id_for
@@ -76,6 +79,7 @@ class Publisher:
     ) -> None:
         self.rings = rings
         self.mqtt = mqtt = config.mqtt
+        self.frame_box = config.publish.frame_box
         self.node = config.node
         self.meter = meter
         self.inbox = control.Inbox(supervisor)
@@ -134,13 +138,18 @@ class Publisher:
             result = read_result(ref)
             outlet = self.outlets[result.camera]
             delivery = Delivery(result.camera)
+            full = outlet.adopt_native(result.native)
             with outlet.frames.adopt(result.frame_slot, result.frame_seq) as frame:
-                ok, jpeg = cv2.imencode(".jpg", frame.pixels, quality)
+                picture = native.pixels_of(full) if full is not None else frame.pixels
+                shown = native.live_picture(frame.pixels, picture if full is not None else None, self.frame_box)
+                ok, jpeg = cv2.imencode(".jpg", shown, quality)
                 delivery.motion = read_motion(frame)
                 if outlet.scene is not None and result.reason.model_ran:  # a skipped frame shows nothing new
                     delivery.changes = outlet.scene.observe(
-                        result.frame_id, result.capture_ts, result.detections, frame.pixels
+                        result.frame_id, result.capture_ts, result.detections, picture
                     )
+            if full is not None:
+                full.release()
             ref.release()
             if ok:
                 delivery.result, delivery.jpeg = result, jpeg.tobytes()

@@ -277,6 +277,17 @@ def test_two_daemons_on_one_broker_and_one_viewer_that_shows_both(
         ),
         ('[source]\nuri = "0"\n[motion]\ncontour_area = -3\n', "motion.contour_area must be between"),
         ('[source]\nuri = "0"\n[detect]\nidle_fps = 0\n', "detect.idle_fps must be between 0.1 and 30"),
+        (
+            '[source]\nuri = "0"\n[events]\nend_after_s = 1.5\n',
+            "detect.stationary_interval_s (2) must be below events.end_after_s (1.5) with motion gating on",
+        ),
+        ('[source]\nuri = "0"\n[publish]\nframe_size = "big"\n', "publish.frame_size must be WIDTHxHEIGHT"),
+        ('[source]\nuri = "0"\n[publish]\nframe_size = "0x720"\n', "publish.frame_size: width and height must"),
+        ('[source]\nuri = "0"\n[publish]\nnative_max = "4k"\n', "publish.native_max must be WIDTHxHEIGHT"),
+        (
+            '[source]\nuri = "0"\n[publish]\nnative = false\nframe_size = "native"\n',
+            "publish.frame_size = 'native' needs the full frame",
+        ),
     ],
     ids=[
         "bad-value",
@@ -290,6 +301,11 @@ def test_two_daemons_on_one_broker_and_one_viewer_that_shows_both(
         "motion-mask",
         "motion-area",
         "idle-fps",
+        "looks-slower-than-events-end",
+        "frame-size-word",
+        "frame-size-zero",
+        "native-max",
+        "frame-size-without-native",
     ],
 )
 def test_configuration_errors_name_the_camera_and_the_key(tmp_path: Path, config: str, message: str) -> None:

@@ -61,7 +61,7 @@ def start(
     node = "" if default_node else 'homeassistant_node = "testnode"\n'
     config.write_text(
         f'camera = "{camera}"\n[mqtt]\nport = {port}\nstats_interval_s = 1.0\n{node}'
-        "[events]\nmin_frames = 3\nend_after_s = 0.8\nupdate_interval_s = 0.2\n"
+        "[detect]\nstationary_interval_s = 0.4\n[events]\nmin_frames = 3\nend_after_s = 0.8\nupdate_interval_s = 0.2\n"
         "[events.occupancy]\nmin_frames = 2\nwindow = 3\noff_after_s = 0.8\n"
         f"[events.snapshot]\ndraw_box = false\n{extra}{zones}"
     )
@@ -126,8 +126,10 @@ def test_a_scripted_scene_makes_the_documented_events_counts_occupancy_and_snaps
     assert snapshots and frames
     snapshot = cv2.imdecode(np.frombuffer(snapshots[0].payload, np.uint8), cv2.IMREAD_COLOR)
     frame = cv2.imdecode(np.frombuffer(frames[0].payload, np.uint8), cv2.IMREAD_COLOR)
-    assert snapshot.shape == frame.shape == (240, 427, 3)
-    assert np.abs(snapshot.astype(int) - frame).mean() < 3, "the snapshot is the frame its event names"
+    assert snapshot.shape == (HEIGHT, WIDTH, 3), "the camera's full frame"
+    assert frame.shape == (240, 427, 3), "the live frame at detection size (publish.frame_size)"
+    small = cv2.resize(snapshot, (427, 240), interpolation=cv2.INTER_AREA)
+    assert np.abs(small.astype(int) - frame).mean() < 3, "the snapshot is the frame its event names"
 
     counts = [parse_count(m.payload) for m in subscriber.on(f"{camera}/person")]
     assert 2 in counts and counts[0] == 0 and counts[-1] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from detectord.daemon.config import DetectConfig
+from detectord.daemon.frame_record import FrameMotion
 from detectord.daemon.gating import Gate, Reason
 from detectord.detection import PERSON, Detections
 
@@ -13,14 +14,19 @@ NOBODY = Detections.empty()
 SOMEONE = Detections(np.array([[10, 10, 50, 120]], np.float32), np.array([0.9], np.float32), np.array([PERSON]))
 
 
+MOVED = np.array([[0, 0, 40, 40]], np.float32)
+STILL = np.zeros((0, 4), np.float32)
+
+
 def play(gate: Gate, seconds: float, moved: bool, found: Detections, start: float = 0.0) -> list[tuple[float, Reason]]:
     """Frames every 1/FPS s for ``seconds``: which ones went downstream, and why."""
     out = []
     for i in range(int(seconds * FPS)):
         now = start + i / FPS
-        reason = gate.reason(computed=True, moved=moved, now=now)
+        motion = FrameMotion(True, MOVED if moved else STILL, gate.motion_seq + moved)
+        reason = gate.reason(motion, now)
         if reason.model_ran:
-            gate.ran(now, found)
+            gate.ran(now, found, motion.seq)
             out.append((now, reason))
         elif gate.idle_frame_due(now):
             gate.sent(now)
@@ -69,4 +75,27 @@ def test_a_person_below_the_threshold_is_not_followed() -> None:
 
 def test_without_motion_detection_every_frame_is_ungated() -> None:
     gate = Gate(DetectConfig(), person_threshold=0.5)
-    assert gate.reason(computed=False, moved=False, now=0.0) is Reason.UNGATED
+    assert gate.reason(FrameMotion(False, STILL), now=0.0) is Reason.UNGATED
+
+
+def test_motion_in_frames_never_looked_at_still_runs_the_model() -> None:
+    """Someone steps in while the model is busy and stands still: the frames that moved were dropped, and the
+    newest frame, still, says so by its count of frames with motion."""
+    gate = Gate(DetectConfig(idle_interval_s=10.0), person_threshold=0.5)
+    assert gate.reason(FrameMotion(True, STILL, 0), now=0.0) is Reason.KEEPALIVE
+    gate.ran(0.0, NOBODY, 0)
+    assert gate.reason(FrameMotion(True, STILL, 0), now=1.0) is Reason.IDLE
+    assert gate.reason(FrameMotion(True, STILL, 2), now=2.0) is Reason.MOTION, "two frames moved, unseen"
+    gate.ran(2.0, SOMEONE, 2)
+    assert gate.reason(FrameMotion(True, STILL, 2), now=2.1) is Reason.IDLE
+
+
+def test_a_person_just_found_is_looked_at_until_their_event_can_start() -> None:
+    """Someone steps in and stands still: the run that found them, then one per frame until ``events.min_frames``
+    runs in a row saw them, then the stationary interval."""
+    gate = Gate(DetectConfig(stationary_interval_s=2.0, idle_interval_s=10.0), person_threshold=0.5, confirm_runs=3)
+    play(gate, 0.1, moved=True, found=SOMEONE)
+    still = play(gate, 5.0, moved=False, found=SOMEONE, start=0.1)
+    runs = [now for now, reason in still if reason.model_ran]
+    assert np.allclose(runs[:2], [0.1, 0.2]), "two more runs at once: three in a row saw them"
+    assert len(runs) == 4 and all(2.0 <= gap <= 2.0 + 1 / FPS + 1e-9 for gap in np.diff(runs[1:])), runs

@@ -403,6 +403,26 @@ def test_adopting_a_slot_that_was_not_handed_over_is_an_error(instance: str) -> 
             ring.reader(1).adopt(slot.index, seq)
 
 
+def test_a_slot_named_by_place_and_sequence_is_pinned_only_while_it_holds_that_frame(instance: str) -> None:
+    """A camera's full-resolution frame, named by its small frame: pinned in time, the producer goes around it;
+    rewritten, the pin is refused rather than given to another frame."""
+    with frame_ring(instance, slots=3, readers=2, mode="latest") as ring:
+        writer, reader = ring.writer(), ring.reader(0)
+        first = writer.claim()
+        assert first is not None
+        seq = writer.publish(first, frame_id=0)
+        pinned = reader.pin(first.index, seq)
+        assert pinned is not None and pinned.frame_id == 0
+        publish_frames(writer, range(1, 6))
+        assert pinned.intact, "the producer claimed around the pinned slot"
+        reader.hand_over([pinned], to=1)
+        ring.reader(1).adopt(first.index, seq).release()
+        publish_frames(writer, range(6, 9))
+        assert reader.pin(first.index, seq) is None, "rewritten since: no pin"
+        assert reader.pin(99, 0) is None
+        assert ring.stats().readers[0].pinned == 0
+
+
 def test_a_dead_readers_pins_are_released_for_its_replacement(ctx: SpawnContext, instance: str) -> None:
     """A stage that crashed while holding frames must not hold them forever."""
     out = ctx.Queue()

@@ -99,6 +99,26 @@ def test_the_page_draws_frames_and_the_main_person_box_where_it_belongs(
     assert sorted(options) == ["", "back", "front"], "a camera picker once several cameras publish"
 
 
+def test_a_full_resolution_frame_is_shown_at_its_size_with_the_boxes_scaled_onto_it(
+    viewer: Viewer, mqtt: Subscriber, browser: webdriver.Chrome
+) -> None:
+    """``publish.frame_size = "native"``: the boxes stay in detection pixels (427x240), the picture is 3x."""
+    browser.get(viewer.url)
+    _wait(lambda: browser.execute_script("return document.getElementById('connection').textContent") == "live")
+    for frame_id in range(3):
+        publish_frame(mqtt, "wide", frame_id, [100.0, 50.0, 200.0, 200.0], jpeg(1281, 720, value=128))
+        time.sleep(0.1)
+    size = _wait(lambda: browser.execute_script(
+        "const c = document.querySelector('section[data-camera=\"wide\"] canvas'); return c && c.width > 427 && "
+        "[c.width, c.height]"
+    ))  # fmt: skip
+    assert size == [1281, 720], viewer.log.read_text()
+    edge = browser.execute_script(PIXEL, "wide", 300, 375)
+    assert edge[1] > 180 and edge[0] < 60 and edge[2] < 60, f"the main person's edge at 3x, got {edge}"
+    for x in (450, 900):
+        assert all(abs(c - 128) < 12 for c in browser.execute_script(PIXEL, "wide", x, 375)[:3])
+
+
 def test_payload_text_is_drawn_as_text_never_inserted_as_html(
     viewer: Viewer, mqtt: Subscriber, browser: webdriver.Chrome
 ) -> None:

@@ -72,13 +72,23 @@ function clock(epoch) {
   return new Date(epoch * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
+// The size boxes are given in (the frame the model saw); the pictures may be larger (the camera's own).
+function detectSize(cam, bitmap) {
+  if (cam.frame) return cam.frame.size;
+  if (cam.scene.zones && cam.scene.zones.size) return cam.scene.zones.size;
+  return [bitmap.width, bitmap.height];
+}
+
 // The person, not the whole frame: the snapshot cropped around snapshot_box (with a margin), drawn into
-// the thumbnail's canvas; an older publisher's event without the box shows the whole frame.
-async function thumbnail(canvas, blob, box) {
+// the thumbnail's canvas; an older publisher's event without the box shows the whole frame. The box is in
+// detection pixels; the snapshot may be the camera's full frame.
+async function thumbnail(cam, canvas, blob, box) {
   const bitmap = await createImageBitmap(blob);
   let [x, y, w, h] = [0, 0, bitmap.width, bitmap.height];
   if (box) {
-    const [x1, y1, x2, y2] = box;
+    const [dw, dh] = detectSize(cam, bitmap);
+    const [sx, sy] = [bitmap.width / dw, bitmap.height / dh];
+    const [x1, y1, x2, y2] = [box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy];
     const margin = 0.25 * Math.max(x2 - x1, y2 - y1);
     x = Math.max(0, x1 - margin);
     y = Math.max(0, y1 - margin);
@@ -124,7 +134,7 @@ function showEvent(cam, event, blob) {
     if (link.href) URL.revokeObjectURL(link.href);
     link.href = URL.createObjectURL(blob);
     link.title = `${event.label} ${event.top_score.toFixed(2)}: the whole snapshot`;
-    thumbnail(link.firstElementChild, blob, event.snapshot_box).catch((err) => console.warn("thumbnail", err));
+    thumbnail(cam, link.firstElementChild, blob, event.snapshot_box).catch((err) => console.warn("thumbnail", err));
   }
   const span = event.end_time ? `${clock(event.start_time)}–${clock(event.end_time)}` : clock(event.start_time);
   when.textContent = `${span} ${event.label} ${event.top_score.toFixed(2)}`;
@@ -225,16 +235,20 @@ function label(ctx, text, x, y, color) {
 }
 
 // The frame, its zones, motion and boxes, and the zone editor's polygons; again whenever the editor changes.
+// The canvas takes the picture's own size (the camera's, with publish.frame_size); what is drawn over it is
+// in detection pixels (frame.size), scaled onto it.
 function paint(cam) {
   const { frame, bitmap } = cam;
   if (!frame) return;
   const [width, height] = frame.size;
-  if (cam.canvas.width !== width || cam.canvas.height !== height) {
-    cam.canvas.width = width;
-    cam.canvas.height = height;
+  if (cam.canvas.width !== bitmap.width || cam.canvas.height !== bitmap.height) {
+    cam.canvas.width = bitmap.width;
+    cam.canvas.height = bitmap.height;
   }
   const ctx = cam.ctx;
-  ctx.drawImage(bitmap, 0, 0, width, height);
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.drawImage(bitmap, 0, 0);
+  ctx.setTransform(bitmap.width / width, 0, 0, bitmap.height / height, 0, 0);
   drawZones(cam, width, height);
   if (showMotion.checked) drawMotion(cam, frame, width, height);
   const main = frame.main_person;
@@ -254,6 +268,7 @@ function paint(cam) {
     label(ctx, `main #${main.track_id} ${main.score.toFixed(2)}`, x1, y1, MAIN_COLOR);
   }
   cam.editor.draw(ctx, width, height);
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
 }
 
 function draw(cam, frame, bitmap) {
