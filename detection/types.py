@@ -74,6 +74,9 @@ class Scores:
     weak: float
     """Detections from this score, too weak to start a track, keep a tracked person's identity (ByteTrack's
     second pass)."""
+    event_frames: int = 3
+    """Events' default ``min_frames``: processed frames a person must be seen in before their event starts (a
+    detector whose false persons last a few frames needs more)."""
 
     def threshold(self, configured: float | None, default: float) -> float:
         """A configured threshold, or the family's ``default`` when none is set."""

@@ -69,8 +69,9 @@ class EventsConfig:
     score_threshold: float | None = None
     """A detected person at least this confident counts; None: the detector family's (``Scores.events``:
     Faster R-CNN 0.5, hog-people 0.5, a margin of 0.69)."""
-    min_frames: int = 3
-    """Processed frames a person must be seen in before its event starts: one-frame flickers make none."""
+    min_frames: int | None = None
+    """Processed frames a person must be seen in before its event starts: flickers make none. None: the
+    detector family's (``Scores.event_frames``: Faster R-CNN 3, hog-people 5)."""
     end_after_s: float = 5.0
     """Seconds a person may go unseen before their event ends; seen again sooner, the same event goes on."""
     update_interval_s: float = 1.0
@@ -84,7 +85,7 @@ class EventsConfig:
     def __post_init__(self) -> None:
         if self.score_threshold is not None and not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"events.score_threshold must be in [0, 1], got {self.score_threshold}")
-        if not 1 <= self.min_frames <= 1000:
+        if self.min_frames is not None and not 1 <= self.min_frames <= 1000:
             raise ValueError(f"events.min_frames must be between 1 and 1000, got {self.min_frames}")
         for key, value in (("end_after_s", self.end_after_s), ("update_interval_s", self.update_interval_s)):
             if not 0 <= value <= 3600:

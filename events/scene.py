@@ -89,6 +89,7 @@ class Scene:
         self.scores = scores
         self.threshold = scores.threshold(config.score_threshold, scores.events)
         self.weak = min(scores.weak, self.threshold)
+        self.min_frames = config.min_frames or scores.event_frames
         self.occupancy = Occupancy(config.occupancy)
         self.zone_occupancy = {zone.name: Occupancy(config.occupancy) for zone in self.zones}
         self.count = 0
@@ -180,7 +181,7 @@ class Scene:
             event.best = quality
             event.snapshot = (frame_id, render(pixels, event.box, self.config.snapshot, self.frame_size), event.box)
             event.changed = True
-        if not event.started and track.hits >= self.config.min_frames:
+        if not event.started and track.hits >= self.min_frames:
             event.started = True
             self._send(event, "new", now, changes)
 

@@ -127,7 +127,7 @@ class _Worker:
         for index, camera in enumerate(rings.cameras):
             ring = camera.attach()
             tracker = MainPersonTracker(settings.main_person[index], scores)
-            gate = Gate(settings.detect, threshold, settings.confirm_runs)
+            gate = Gate(settings.detect, threshold, settings.confirm_runs or scores.event_frames)
             full = camera.attach_native()
             native = (full, full.reader(worker)) if full is not None else None
             self.cameras.append(
@@ -279,9 +279,9 @@ class InferenceSettings:
     detect: DetectConfig = field(default_factory=DetectConfig)
     person_threshold: float | None = None
     """``events.score_threshold``: a person this confident is re-checked while still (None: the detector's)."""
-    confirm_runs: int = 1
+    confirm_runs: int | None = None
     """``events.min_frames``: a person just found is looked at in this many runs in a row, still or not, so that
-    their event starts at once."""
+    their event starts at once (None: the detector family's, ``Scores.event_frames``)."""
     skip_still: bool = False
     """Offline: a frame without motion reuses the last run's detections (``analyze --skip-still``)."""
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
 
 from detectord.detection import PERSON, Detections
-from detectord.detection.registry import PROBABILITIES
+from detectord.detection.registry import HOG_MARGINS, PROBABILITIES
+from detectord.detection.types import Scores
 from detectord.events import EventsConfig, OccupancyConfig, Scene, SceneChanges, SnapshotConfig, ZoneConfig
 from detectord.events.zones import resolve_zones
 
@@ -74,6 +77,17 @@ def test_new_waits_for_min_frames_and_a_one_frame_flicker_makes_no_event() -> No
     s = scene(min_frames=3)
     updates = events_of(play(s, [people(walker(100))] * 3))
     assert [u.message["type"] for u in updates] == ["new"]
+
+
+def test_the_frames_an_event_needs_are_the_detector_familys_unless_configured() -> None:
+    def first_event_at(scores: Scores, config: EventsConfig) -> int:
+        s = Scene("cam", SIZE, (), config, scores=scores)
+        return next(i for i, change in enumerate(play(s, [people(walker(100))] * 8)) if change.events)
+
+    config = EventsConfig(end_after_s=1.0, update_interval_s=0.0)
+    assert first_event_at(PROBABILITIES, config) == 2, "Faster R-CNN: the third frame"
+    assert first_event_at(HOG_MARGINS, config) == 4, "hog-people: the fifth"
+    assert first_event_at(HOG_MARGINS, replace(config, min_frames=2)) == 1, "a configured value wins"
 
 
 def test_two_people_at_once_are_two_events_with_two_ids_and_a_count_of_two() -> None:
