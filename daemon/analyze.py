@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,8 @@ class AnalysisSummary:
     stage_ms: dict[str, float]
     """Mean busy milliseconds per frame, per stage."""
     interrupted: bool
+    precision: str = ""
+    """The precision scheme the model ran at (what ``auto`` chose); empty if it never loaded."""
 
     @property
     def partial(self) -> bool:
@@ -83,8 +86,11 @@ class Analysis(Job):
         progress: bool | None,
         factory: DetectorFactory,
         files: tuple[Path, Path | None],
+        on_progress: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(log_level)
+        self.on_progress = on_progress
+        """Told the frames written so far, every round (an archive run's progress over many videos)."""
         self.config = config
         self.files = files
         """Where the writer writes the lines and the annotated video (staged beside the targets)."""
@@ -138,6 +144,8 @@ class Analysis(Job):
             self.ready_at = reports["inference"].sent_at
         self.relay_model()
         _draw(self.bar, reports, self.ready_at or self.started)
+        if self.on_progress is not None:
+            self.on_progress(reports["writer"].frames if "writer" in reports else 0)
         if stop.is_set():
             stop.clear()
             self.interrupts += 1
@@ -173,6 +181,9 @@ class Analysis(Job):
                 if name in reports and reports[name].frames
             },
             interrupted=self.interrupts > 0,
+            precision=next(
+                (m.info.precision for n, m in sorted(self.supervisor.announcements.items()) if n == "inference"), ""
+            ),
         )
 
 
@@ -182,12 +193,16 @@ def analyze(
     log_level: int = logging.WARNING,
     progress: bool | None = None,
     detector_factory: DetectorFactory = load_configured_detector,
+    keep_incomplete: bool = True,
+    on_progress: Callable[[int], None] | None = None,
 ) -> AnalysisSummary:
     """Run the whole analysis; raises SourceError before starting anything if the video is unreadable.
 
     A first Ctrl-C (or SIGTERM) stops decoding and inference after the batch
     in hand; a second one kills them at once. Either way the writer then
-    writes every result already computed, and every line written is kept.
+    writes every result already computed, and every line written is kept;
+    without ``keep_incomplete`` (an archive run, which does the video again
+    next time) nothing of an interrupted or failed run reaches the targets.
     """
     config.model.check_runnable()
     video = probe_video(config.video)
@@ -195,14 +210,15 @@ def analyze(
     annotated = None
     try:
         annotated = StagedFile(config.annotated) if config.annotated is not None else None
-        job = Analysis(
-            config, video, log_level, progress, detector_factory, (out.path, annotated.path if annotated else None)
-        )
+        files = (out.path, annotated.path if annotated else None)
+        job = Analysis(config, video, log_level, progress, detector_factory, files, on_progress)
         with stop_signals() as interrupt:
             run_job(job, interrupt)
         summary = job.summary()
     except BaseException as exc:
-        kept = out.salvage()
+        kept = out.salvage() if keep_incomplete else None
+        if not keep_incomplete:
+            out.discard()
         if annotated is not None:
             annotated.discard()
         if isinstance(exc, AnalysisFailed):
@@ -211,9 +227,13 @@ def analyze(
                 where += f"; {config.out} is as it was"
             raise AnalysisFailed(f"{exc}; {where}") from None
         raise
-    out.commit()
-    if annotated is not None:
-        annotated.commit()
+    for staged in (out, annotated):
+        if staged is None:
+            continue
+        if summary.interrupted and not keep_incomplete:
+            staged.discard()
+        else:
+            staged.commit()
     return summary
 
 

@@ -148,12 +148,10 @@ class TuneConfig:
 
 
 @dataclass(frozen=True)
-class AnalyzeConfig:
-    """``detectord analyze``: one video, every frame, JSONL and an annotated video."""
+class AnalysisSettings:
+    """How every frame of a video is analysed; ``AnalyzeConfig`` (one video) and ``ArchiveConfig`` (many) add
+    where."""
 
-    video: Path
-    out: Path
-    annotated: Path | None = None
     batch: int = 4
     """Frames per inference call."""
     max_frames: int | None = None
@@ -170,11 +168,50 @@ class AnalyzeConfig:
             raise ConfigError(f"batch must be between 1 and 64, got {self.batch}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"max_frames must be at least 1, got {self.max_frames}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalyzeConfig(AnalysisSettings):
+    """``detectord analyze VIDEO --out JSONL``: one video, every frame, JSONL and an annotated video."""
+
+    video: Path
+    out: Path
+    annotated: Path | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         for key, path in (("out", self.out), ("annotated", self.annotated)):
             if path is not None and not path.parent.is_dir():
                 raise ConfigError(f"{key}: directory {str(path.parent)!r} does not exist")
         if self.annotated is not None and self.annotated.suffix.lower() != ".mp4":
             raise ConfigError(f"annotated: write an .mp4 file, not {self.annotated.name!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchiveConfig(AnalysisSettings):
+    """``detectord analyze INPUT… --out-dir DIR``: many videos, each analysed as ``AnalyzeConfig`` would, with a
+    manifest that makes a second run skip what is done (``daemon/archive``)."""
+
+    inputs: tuple[str, ...] = ()
+    """Videos, directories (every video below) and globs."""
+    inputs_file: Path | None = None
+    """More inputs, one per line (``--inputs LIST``)."""
+    out_dir: Path
+    annotated: bool = False
+    """Also write each video's annotated MP4 beside its JSONL."""
+    force: bool = False
+    """Analyse again the videos the manifest says are done."""
+    jobs: int = 0
+    """Videos analysed at once on this machine; 0: from its cores (``archive.local.plan``)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.inputs and self.inputs_file is None:
+            raise ConfigError("no input: name videos, directories or globs, or --inputs LIST")
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise ConfigError(f"out_dir: {str(self.out_dir)!r} is not a directory")
+        if not 0 <= self.jobs <= 256:
+            raise ConfigError(f"jobs must be between 0 (from the cores) and 256, got {self.jobs}")
 
 
 @dataclass(frozen=True)

@@ -58,5 +58,6 @@ class StagedFile:
         return self.path
 
     def discard(self) -> None:
+        """Nothing of this run stays (``salvage``'s counterpart where a later run redoes the work)."""
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()

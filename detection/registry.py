@@ -61,6 +61,9 @@ class DetectorOptions:
     """The artifact ``detectord calibrate`` made; needed by int8-static, used by ``auto`` where int8 pays."""
     force_precision: bool = False
     """Run a scheme this device would run slower than float32 (bf16 without bfloat16 instructions)."""
+    threads: int = 0
+    """CPU threads the model may use (torch's intra-op threads, OpenCV's); 0: the libraries' default, every
+    core. Several analyses at once split the cores this way."""
 
 
 PROBABILITIES = Scores(confident=0.9, main_person=0.9, events=0.5, weak=0.1)
@@ -131,6 +134,8 @@ def check_options(options: DetectorOptions) -> None:
     if options.score_threshold is not None and not 0.0 <= options.score_threshold <= 1.0:
         raise ModelOptionError("score_threshold", f"must be in [0, 1], got {options.score_threshold}")
     check_device_name(options.device)
+    if not 0 <= options.threads <= 1024:
+        raise ModelOptionError("threads", f"must be between 0 (every core) and 1024, got {options.threads}")
     try:
         Precision.parse(options.precision).check_calibration(options.calibration)
     except PrecisionError as exc:

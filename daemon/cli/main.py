@@ -20,6 +20,7 @@ from detectord.contract import password_from_environment
 from detectord.daemon.config import (
     BOTH_FORMS,
     AnalyzeConfig,
+    ArchiveConfig,
     CalibrateConfig,
     ConfigError,
     DaemonConfig,
@@ -54,6 +55,7 @@ MODEL_KEYS = {
     "force_precision": "model.force_precision",
     "score_threshold": "model.score_threshold",
     "main_threshold": "main_person.score_threshold",
+    "threads": "model.threads",
 }
 """Model flags and the configuration keys they set, for every command that runs a model."""
 
@@ -82,6 +84,14 @@ ANALYZE_KEYS = {
     "max_frames": "max_frames",
     "skip_still": "skip_still",
     **MODEL_KEYS,
+}
+ARCHIVE_KEYS = {
+    "inputs": "inputs_file",
+    "out_dir": "out_dir",
+    "annotated_videos": "annotated",
+    "force": "force",
+    "jobs": "jobs",
+    **{option: key for option, key in ANALYZE_KEYS.items() if option not in ("video", "out", "annotated")},
 }
 CALIBRATE_KEYS = {
     "video": "video",
@@ -171,6 +181,19 @@ def _run_analyze(args: argparse.Namespace, log_level: int) -> int:
     from detectord.daemon.analyze import AnalysisFailed, analyze
     from detectord.daemon.output_files import OutputError
 
+    if args.out_dir is not None:
+        if args.out is not None or args.annotated is not None:
+            raise ConfigError("--out and --annotated name one video's files; with --out-dir, use --annotated-videos")
+        return _run_archive(args, log_level)
+    if args.inputs is not None or len(args.video) != 1 or args.out is None:
+        raise ConfigError(
+            "analyze: one VIDEO with --out JSONL, or any number of inputs (videos, directories, globs, --inputs "
+            "LIST) with --out-dir DIR"
+        )
+    for option in ("force", "jobs", "annotated_videos"):
+        if getattr(args, option) is not None:
+            raise ConfigError(f"--{option.replace('_', '-')} needs --out-dir DIR (many videos)")
+    args.video = Path(args.video[0])
     config = configure(AnalyzeConfig, args, ANALYZE_KEYS)
     try:
         summary = analyze(config, log_level=log_level, progress=args.progress)
@@ -191,6 +214,21 @@ def _run_analyze(args: argparse.Namespace, log_level: int) -> int:
             config.out,
             EXIT_PARTIAL,
         )
+        return EXIT_PARTIAL
+    return 0
+
+
+def _run_archive(args: argparse.Namespace, log_level: int) -> int:
+    from detectord.daemon.archive.local import run_archive
+
+    config = configure(ArchiveConfig, args, ARCHIVE_KEYS, {"inputs": list(args.video)})
+    summary = run_archive(config, log_level=log_level, progress=args.progress)
+    sys.stdout.write(summary.line() + "\n")
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    if summary.failed or summary.problems:
+        return EXIT_ERROR
+    if summary.partial and not args.allow_partial:
         return EXIT_PARTIAL
     return 0
 

@@ -18,9 +18,11 @@ EXIT_USAGE = 2
 VERBOSE_HELP = "-v: progress messages, -vv: debugging"
 
 ANALYZE_TEXT = (
-    "every frame of a video: main person per frame, JSONL and an annotated video",
+    "every frame of a video (or of many): main person per frame, JSONL and an annotated video",
     "Analyse every frame of VIDEO exactly once, in order: detections and the main person per frame as JSON lines, "
-    "boxes in pixels of the resized frame, and optionally an annotated MP4.",
+    "boxes in pixels of the resized frame, and optionally an annotated MP4. With --out-dir, any number of videos, "
+    "directories and globs: one JSONL per video under DIR (names mirrored) and DIR/manifest.jsonl; several videos "
+    "at once on this machine's cores; a second run skips what is done.",
 )
 CALIBRATE_TEXT = (
     "int8-static quantisation ranges from real frames of a video",
@@ -80,6 +82,7 @@ def _add_model_options(parser: argparse.ArgumentParser, runtime: bool = True) ->
         "--score-threshold", type=float, default=None, help="report detections from this score (profile's default)"
     )
     group.add_argument("--main-threshold", type=float, help="minimum score of the main person")
+    group.add_argument("--threads", type=int, metavar="N", help="CPU threads of the model (default: every core)")
 
 
 def _add_live_options(parser: argparse.ArgumentParser) -> None:
@@ -119,8 +122,23 @@ def _add_video_command(
 
 
 def _add_analyze(commands: argparse._SubParsersAction[_Parser]) -> None:
-    analyze = _add_video_command(commands, "analyze", ANALYZE_TEXT, ("JSONL", "one JSON line per frame"))
+    analyze = commands.add_parser("analyze", help=ANALYZE_TEXT[0], description=ANALYZE_TEXT[1])
+    analyze.add_argument(
+        "video", nargs="*", metavar="INPUT", help="a video; with --out-dir, videos, directories and globs"
+    )
+    analyze.add_argument("--out", type=Path, metavar="JSONL", help="one video: one JSON line per frame")
+    analyze.add_argument("--frame-size", type=frame_size, metavar="WxH", help="analysis size (427x240)")
     analyze.add_argument("--annotated", type=Path, metavar="MP4", help="also write the annotated video")
+    many = analyze.add_argument_group("many videos")
+    many.add_argument(
+        "--out-dir", type=Path, metavar="DIR", help="one JSONL per video under DIR, names mirrored, and a manifest"
+    )
+    many.add_argument("--inputs", type=Path, metavar="LIST", help="more inputs, one path or glob per line")
+    many.add_argument("--force", action="store_const", const=True, help="analyse again what the manifest says is done")
+    many.add_argument("--jobs", type=int, metavar="N", help="videos at once (default: from the cores)")
+    many.add_argument(
+        "--annotated-videos", action="store_const", const=True, help="also an annotated MP4 beside each JSONL"
+    )
     analyze.add_argument("--batch", type=int, help="frames per inference call (4)")
     analyze.add_argument("--max-frames", type=int, metavar="N", help="analyse only the first N frames")
     analyze.add_argument(

@@ -101,6 +101,8 @@ def check(options: DetectorOptions) -> None:
 
 def load(options: DetectorOptions, frame_size: tuple[int, int]) -> HogPeopleDetector:
     check(options)
+    if options.threads:
+        cv2.setNumThreads(options.threads)
     return HogPeopleDetector(frame_size, options.score_threshold)
 
 

@@ -38,7 +38,12 @@ def check(options: DetectorOptions) -> None:
 
 
 def load(options: DetectorOptions, frame_size: tuple[int, int]) -> FrameDetector:
+    import torch
+
     from .models import load_detector
+
+    if options.threads:
+        torch.set_num_threads(options.threads)
 
     return load_detector(
         options.name,

@@ -45,6 +45,18 @@ def write_video(path: Path, frames: int, fps: float = 25.0, width: int = 854, he
     return video
 
 
+def write_mjpeg_avi(path: Path, frames: int) -> Path:
+    """An MJPEG AVI: its header announces the frame count, and a cut copy still decodes what is left."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25.0, (320, 240))
+    assert writer.isOpened()
+    for i in range(frames):
+        image = np.full((240, 320, 3), 40, np.uint8)
+        image[60:200, 10 + 4 * i : 60 + 4 * i] = 255
+        writer.write(image)
+    writer.release()
+    return path
+
+
 @pytest.fixture
 def clip(tmp_path: Path) -> SyntheticVideo:
     return write_video(tmp_path / "clip.mp4", frames=30)

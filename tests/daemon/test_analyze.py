@@ -18,7 +18,7 @@ import pytest
 from detectord.daemon.analyze import AnalysisFailed, analyze
 from detectord.daemon.config import AnalyzeConfig, ModelConfig
 
-from .conftest import SyntheticVideo, leftover_segments, write_video
+from .conftest import SyntheticVideo, leftover_segments, write_mjpeg_avi, write_video
 from .fakes import bright_box_factory, failing_factory
 
 DETECTORD = [sys.executable, "-m", "detectord.daemon"]
@@ -217,20 +217,8 @@ def test_a_precision_this_run_cannot_use_is_one_line(tmp_path: Path, extra: list
     assert message in stderr
 
 
-def _avi(path: Path, frames: int) -> Path:
-    """An MJPEG AVI: its header announces the frame count, and a cut copy still decodes what is left."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25.0, (320, 240))
-    assert writer.isOpened()
-    for i in range(frames):
-        image = np.full((240, 320, 3), 40, np.uint8)
-        image[60:200, 10 + 4 * i : 60 + 4 * i] = 255
-        writer.write(image)
-    writer.release()
-    return path
-
-
 def test_a_video_that_ends_early_keeps_its_lines_and_exits_3_unless_allowed(tmp_path: Path) -> None:
-    whole = _avi(tmp_path / "whole.avi", 60)
+    whole = write_mjpeg_avi(tmp_path / "whole.avi", 60)
     cut = tmp_path / "cut.avi"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
     out = tmp_path / "cut.jsonl"
