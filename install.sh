@@ -58,5 +58,5 @@ fi
 if .venv/bin/pip show --quiet opencv-python-headless 2>/dev/null; then
     .venv/bin/pip uninstall --quiet -y opencv-python-headless opencv-contrib-python-headless
 fi
-.venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+.venv/bin/pip install --quiet --disable-pip-version-check -e '.[test,cluster]'
 echo "install.sh: done; activate with: . .venv/bin/activate"

@@ -62,6 +62,8 @@ setup(
             "ipykernel",
             "matplotlib",
         ],
+        # detectord analyze --ray: the archive job on a Ray cluster (daemon/archive/cluster.py)
+        "cluster": ["ray==2.60.0"],
     },
     data_files=[
         (

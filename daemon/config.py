@@ -203,6 +203,13 @@ class ArchiveConfig(AnalysisSettings):
     """Analyse again the videos the manifest says are done."""
     jobs: int = 0
     """Videos analysed at once on this machine; 0: from its cores (``archive.local.plan``)."""
+    ray: str = ""
+    """Run on the Ray cluster at this address (``auto``: ``RAY_ADDRESS``, or the cluster started on this
+    machine); empty: on this machine."""
+    chunk_frames: int = 0
+    """With ``ray``: cut videos longer than this many frames into chunks of it (0: a task per video)."""
+    ray_node_ip: str = ""
+    """With ``ray``: this machine's address in the cluster, where Ray cannot guess it (several interfaces)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -212,6 +219,10 @@ class ArchiveConfig(AnalysisSettings):
             raise ConfigError(f"out_dir: {str(self.out_dir)!r} is not a directory")
         if not 0 <= self.jobs <= 256:
             raise ConfigError(f"jobs must be between 0 (from the cores) and 256, got {self.jobs}")
+        if self.chunk_frames < 0:
+            raise ConfigError(f"chunk_frames must be 0 (a task per video) or more, got {self.chunk_frames}")
+        if (self.chunk_frames or self.ray_node_ip) and not self.ray:
+            raise ConfigError("--chunk-frames and --ray-node-ip are for a Ray cluster: add --ray ADDRESS")
 
 
 @dataclass(frozen=True)

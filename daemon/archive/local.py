@@ -223,6 +223,23 @@ def run_archive(
     """
     config.model.check_runnable()
     started = time.monotonic()
+    videos, summary, manifest = plan_inputs(config)
+    todo: list[tuple[Video, int]] = []
+    for video in videos:
+        try:
+            todo.append((video, probe_video(video.path).frames))
+        except SourceError as exc:
+            record(manifest, config, video, Outcome(FAILED, reason=str(exc)), summary)
+    if todo:
+        summary.plan = plan(config, len(todo))
+        _run(config, todo, summary, manifest, log_level, progress, detector_factory)
+    summary.wall_s = time.monotonic() - started
+    return summary
+
+
+def plan_inputs(config: ArchiveConfig) -> tuple[list[Video], ArchiveSummary, Manifest]:
+    """The videos to analyse (named by the inputs, not done unless ``force``), a summary with the inputs that
+    named nothing and the videos skipped, and the output directory's manifest."""
     try:
         named = [*config.inputs, *(read_list(config.inputs_file) if config.inputs_file is not None else [])]
         videos, problems = find_videos(named)
@@ -233,20 +250,9 @@ def run_archive(
         log.error("%s", problem)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(config.out_dir)
-    todo: list[tuple[Video, int]] = []
-    for video in videos:
-        if not config.force and manifest.done(video.path) is not None:
-            summary.skipped += 1
-            continue
-        try:
-            todo.append((video, probe_video(video.path).frames))
-        except SourceError as exc:
-            _record(manifest, config, video, Outcome(FAILED, reason=str(exc)), summary)
-    if todo:
-        summary.plan = plan(config, len(todo))
-        _run(config, todo, summary, manifest, log_level, progress, detector_factory)
-    summary.wall_s = time.monotonic() - started
-    return summary
+    todo = [video for video in videos if config.force or manifest.done(video.path) is None]
+    summary.skipped = len(videos) - len(todo)
+    return todo, summary, manifest
 
 
 def _run(
@@ -279,7 +285,7 @@ def _run(
             for future in finished:
                 video = pending.pop(future)
                 if not future.cancelled():
-                    _record(manifest, config, video, _outcome(future), summary)
+                    record(manifest, config, video, _outcome(future), summary)
             pending = {future: video for future, video in pending.items() if not future.cancelled()}
 
 
@@ -290,7 +296,7 @@ def _outcome(future: Future[Outcome]) -> Outcome:
         return Outcome(FAILED, reason=f"its worker process died: {exc or type(exc).__name__}")
 
 
-def _record(manifest: Manifest, config: ArchiveConfig, video: Video, outcome: Outcome, summary: ArchiveSummary) -> None:
+def record(manifest: Manifest, config: ArchiveConfig, video: Video, outcome: Outcome, summary: ArchiveSummary) -> None:
     if outcome.status == INTERRUPTED:
         summary.interrupted = True
         return

@@ -91,6 +91,9 @@ ARCHIVE_KEYS = {
     "annotated_videos": "annotated",
     "force": "force",
     "jobs": "jobs",
+    "ray": "ray",
+    "chunk_frames": "chunk_frames",
+    "ray_node_ip": "ray_node_ip",
     **{option: key for option, key in ANALYZE_KEYS.items() if option not in ("video", "out", "annotated")},
 }
 CALIBRATE_KEYS = {
@@ -190,7 +193,7 @@ def _run_analyze(args: argparse.Namespace, log_level: int) -> int:
             "analyze: one VIDEO with --out JSONL, or any number of inputs (videos, directories, globs, --inputs "
             "LIST) with --out-dir DIR"
         )
-    for option in ("force", "jobs", "annotated_videos"):
+    for option in ("force", "jobs", "annotated_videos", "ray", "chunk_frames", "ray_node_ip"):
         if getattr(args, option) is not None:
             raise ConfigError(f"--{option.replace('_', '-')} needs --out-dir DIR (many videos)")
     args.video = Path(args.video[0])
@@ -222,7 +225,12 @@ def _run_archive(args: argparse.Namespace, log_level: int) -> int:
     from detectord.daemon.archive.local import run_archive
 
     config = configure(ArchiveConfig, args, ARCHIVE_KEYS, {"inputs": list(args.video)})
-    summary = run_archive(config, log_level=log_level, progress=args.progress)
+    if config.ray:
+        from detectord.daemon.archive.cluster import run_on_ray
+
+        summary = run_on_ray(config, config.ray, config.chunk_frames, config.ray_node_ip or None)
+    else:
+        summary = run_archive(config, log_level=log_level, progress=args.progress)
     sys.stdout.write(summary.line() + "\n")
     if summary.interrupted:
         return EXIT_INTERRUPTED

@@ -69,6 +69,11 @@ def jsonl_record(result: FrameResult, categories: tuple[str, ...]) -> dict[str, 
     return record
 
 
+def jsonl_line(result: FrameResult, categories: tuple[str, ...]) -> str:
+    """``jsonl_record`` as the line written: what a chunk analysed on a cluster writes too."""
+    return json.dumps(jsonl_record(result, categories)) + "\n"
+
+
 def run_writer(
     stop: Event,
     reports: Connection,
@@ -111,7 +116,7 @@ def run_writer(
                     clock = time.perf_counter()
                     result = read_result(ref)
                     with frames.adopt(result.frame_slot, result.frame_seq) as frame:
-                        lines.write(json.dumps(jsonl_record(result, model.categories)) + "\n")
+                        lines.write(jsonl_line(result, model.categories))
                         if video is not None:
                             video.write(annotate(frame.pixels, result, model.categories))
                     ref.release()

@@ -1,0 +1,153 @@
+"""``detectord analyze … --ray``: the archive job on a real local Ray cluster of two nodes.
+
+The cluster is started as a user would (``ray start``), every node on a
+loopback address with usage statistics off, so nothing leaves the machine:
+127.0.0.2 and 127.0.0.3 rather than 127.0.0.1, since Ray takes 127.0.0.1 for
+"this host" and swaps in the machine's routable address.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detectord.daemon.archive.cluster import INSTALL
+
+from .conftest import write_video
+
+ray = pytest.importorskip("ray", reason="Ray is not installed here (pip install 'detectord[cluster]')")
+
+DETECTORD = [sys.executable, "-m", "detectord.daemon", "analyze"]
+HOG = ["--model", "hog-people"]
+HEAD, SECOND = "127.0.0.2", "127.0.0.3"
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _ray_env(temp: Path) -> dict[str, str]:
+    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_TMPDIR": str(temp)}
+
+
+@pytest.fixture
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A head and a second node, one CPU each; yields the address to pass to --ray."""
+    temp = Path(f"/tmp/rt{os.getpid() % 10000}")  # Ray's socket paths must stay short
+    shutil.rmtree(temp, ignore_errors=True)
+    temp.mkdir()
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    port = _free_port(HEAD)
+    env = _ray_env(temp)
+    common = ["--num-cpus", "1", "--disable-usage-stats", "--temp-dir", str(temp)]
+    head = [ray_bin, "start", "--head", "--node-ip-address", HEAD, "--port", str(port), "--include-dashboard=false",
+            "--min-worker-port", "47000", "--max-worker-port", "47499", *common]  # fmt: skip
+    second = [ray_bin, "start", "--address", f"{HEAD}:{port}", "--node-ip-address", SECOND,
+              "--min-worker-port", "47500", "--max-worker-port", "47999", *common]  # fmt: skip
+    try:
+        for command in (head, second):
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+            assert done.returncode == 0, done.stderr[-2000:]
+        yield f"{HEAD}:{port}"
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120, check=False)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*DETECTORD, *args], capture_output=True, text=True, check=False, timeout=timeout)
+
+
+def _manifest(out_dir: Path) -> dict[str, dict[str, Any]]:
+    return {entry["path"]: entry for entry in map(json.loads, (out_dir / "manifest.jsonl").read_text().splitlines())}
+
+
+def _videos(folder: Path) -> list[Path]:
+    folder.mkdir()
+    return [write_video(folder / f"v{i}.mp4", frames=30 + 7 * i, width=320, height=240).path for i in range(3)]
+
+
+@pytest.mark.slow
+def test_chunks_on_and_off_keyframes_join_into_the_single_pipelines_output(tmp_path: Path, cluster: str) -> None:
+    videos = _videos(tmp_path / "in")
+    local = _run([str(tmp_path / "in"), "--out-dir", str(tmp_path / "local"), *HOG])
+    assert local.returncode == 0, local.stderr
+    for chunk in ("0", "12", "7"):  # whole videos; on the writer's 12-frame keyframe spacing; off it
+        out = tmp_path / f"ray-{chunk}"
+        done = _run([str(tmp_path / "in"), "--out-dir", str(out), "--ray", cluster, "--ray-node-ip", HEAD,
+                     "--chunk-frames", chunk, *HOG])  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        for video in videos:
+            name = f"{video.name}.jsonl"
+            assert (out / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), (chunk, name)
+        assert {entry["status"] for entry in _manifest(out).values()} == {"done"}
+        assert not [p for p in out.iterdir() if p.name.startswith(".")], "no chunk or staged file is left"
+    again = _run([str(tmp_path / "in"), "--out-dir", str(tmp_path / "ray-7"), "--ray", cluster, "--ray-node-ip", HEAD,
+                  *HOG])  # fmt: skip
+    assert again.returncode == 0 and "3 skipped" in again.stdout, again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_chunk_leaves_every_frame_written_once(tmp_path: Path, cluster: str) -> None:
+    (tmp_path / "in").mkdir()
+    video = write_video(tmp_path / "in" / "long.mp4", frames=240, width=320, height=240).path
+    local = _run([str(video), "--out", str(tmp_path / "single.jsonl"), *HOG])
+    assert local.returncode == 0, local.stderr
+    out = tmp_path / "out"
+    args = [str(video.parent), "--out-dir", str(out), "--ray", cluster, "--ray-node-ip", HEAD, "--chunk-frames", "40",
+            *HOG]  # fmt: skip
+    driver = subprocess.Popen([*DETECTORD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline:
+        partial = list(out.glob(".*.chunks/*.partial"))
+        actors = _actors()
+        if partial and actors:
+            killed = actors[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.05)
+    assert killed is not None, "a chunk was under way"
+    _, stderr = driver.communicate(timeout=300)
+    assert driver.returncode == 0, stderr
+    assert (out / "long.mp4.jsonl").read_bytes() == (tmp_path / "single.jsonl").read_bytes()
+    assert _manifest(out)[str(video)]["frames_written"] == 240
+
+
+def _actors() -> list[int]:
+    found = []
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if command.startswith(b"ray::ChunkAnalyzer"):
+            found.append(pid)
+    return found
+
+
+def test_without_ray_installed_ray_is_one_line_saying_how_to_install_it(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "v.mp4", frames=2, width=320, height=240).path
+    shadow = tmp_path / "shadow" / "ray"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('no ray here')\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path / 'shadow'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run(
+        [*DETECTORD, str(video), "--out-dir", str(tmp_path / "o"), "--ray", "auto", *HOG],
+        capture_output=True, text=True, check=False, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"detectord: error: {INSTALL}"
