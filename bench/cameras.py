@@ -15,7 +15,6 @@ per process), and their CPU; then the ratios (a)/(b).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
@@ -25,15 +24,14 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cv2
-import gmqtt
 import numpy as np
 import psutil
 
+from bench.listener import Listener
 from bench.results_io import machine_line, write_json
 from detectord.daemon.cli.mosquitto import Mosquitto
 from detectord.detection.devices import describe_machine
@@ -57,37 +55,23 @@ def retimed(video: Path, fps: float, out: Path) -> Path:
     return out
 
 
-@dataclass
-class Collector:
-    """Receive times and capture stamps of every detections message, per camera, on its own thread."""
+class Collector(Listener):
+    """Receive times and capture stamps of every detections message, per camera."""
 
-    port: int
-    received: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    topic = "detector/+/detections"
+    qos = 0
 
-    def __post_init__(self) -> None:
+    def __init__(self, port: int) -> None:
         self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
-        if not self._ready.wait(10):
-            raise SystemExit("cannot subscribe to the benchmark's broker")
+        self.received: dict[str, list[tuple[float, float]]] = {}
+        super().__init__(port)
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        client = gmqtt.Client(f"cameras-bench-{os.getpid()}-{self.port}")
-        client.on_message = self._on_message
-        client.on_connect = lambda c, *_: c.subscribe("detector/+/detections", qos=0)
-        client.on_subscribe = lambda *_: self._ready.set()
-        self._loop.run_until_complete(client.connect("127.0.0.1", self.port))
-        self._loop.run_forever()
-
-    def _on_message(self, client: Any, topic: str, payload: bytes, qos: int, properties: Any) -> int:
+    def heard(self, topic: str, payload: bytes) -> None:
         at = time.time()
         camera = topic.split("/")[1]
         capture = json.loads(payload)["ts"]["capture"]
         with self._lock:
             self.received.setdefault(camera, []).append((at, capture))
-        return 0
 
     def since(self, start: float) -> dict[str, list[tuple[float, float]]]:
         with self._lock:

@@ -28,7 +28,6 @@ subscriber records everything it publishes:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
@@ -36,18 +35,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
-import gmqtt
 import numpy as np
 import psutil
 
+from bench.listener import Listener
 from bench.results_io import machine_line, report, table_head
 from detectord.daemon.cli.mosquitto import Mosquitto
 from detectord.detection.tracking import box_iou
@@ -131,32 +129,15 @@ def make_clip(
 # -- running the daemon -----------------------------------------------------------------
 
 
-@dataclass
-class Recorder:
-    """Everything the daemon publishes (topic, payload, receive time), on a thread of its own."""
+class Recorder(Listener):
+    """Everything the daemon publishes (topic, payload, receive time)."""
 
-    port: int
-    messages: list[tuple[str, bytes, float]] = field(default_factory=list)
+    def __init__(self, port: int) -> None:
+        self.messages: list[tuple[str, bytes, float]] = []
+        super().__init__(port)
 
-    def __post_init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
-        if not self._ready.wait(10):
-            raise SystemExit("cannot subscribe to the benchmark's broker")
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        client = gmqtt.Client(f"motion-bench-{os.getpid()}-{self.port}")
-        client.on_message = self._on_message
-        client.on_connect = lambda c, *_: c.subscribe("detector/#", qos=1)
-        client.on_subscribe = lambda *_: self._ready.set()
-        self._loop.run_until_complete(client.connect("127.0.0.1", self.port))
-        self._loop.run_forever()
-
-    def _on_message(self, client: Any, topic: str, payload: bytes, qos: int, properties: Any) -> int:
+    def heard(self, topic: str, payload: bytes) -> None:
         self.messages.append((topic, payload, time.time()))
-        return 0
 
     def published(self, camera: str) -> Callable[[], bool]:
         """Whether ``camera`` has published a frame yet (asked later)."""

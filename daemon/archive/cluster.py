@@ -30,6 +30,7 @@ from typing import Any
 
 import cv2
 
+from detectord.daemon.cli.progress import Progress
 from detectord.daemon.config import AnalysisSettings, ArchiveConfig, ConfigError
 from detectord.daemon.gating import Reason
 from detectord.daemon.output_files import StagedFile
@@ -168,9 +169,14 @@ def chunks_of(config: ArchiveConfig, video: Video, index: int, frames: int, fps:
 
 
 def run_on_ray(
-    config: ArchiveConfig, address: str, chunk_frames: int = 0, node_ip: str | None = None
+    config: ArchiveConfig,
+    address: str,
+    chunk_frames: int = 0,
+    node_ip: str | None = None,
+    progress: bool | None = None,
 ) -> ArchiveSummary:
-    """Every video the inputs name that the manifest does not mark done, on the Ray cluster at ``address``."""
+    """Every video the inputs name that the manifest does not mark done, on the Ray cluster at ``address``; one
+    progress bar over all their frames, moved as chunks complete."""
     if config.skip_still or config.annotated:
         raise ConfigError("--ray: --skip-still and --annotated-videos run on this machine only (drop --ray)")
     ray = connect(address, node_ip)
@@ -178,6 +184,7 @@ def run_on_ray(
     videos, summary, manifest = plan_inputs(config)
     tasks: list[Chunk] = []
     todo: dict[int, Video] = {}
+    total = 0
     for index, video in enumerate(videos):
         try:
             info = probe_video(video.path)
@@ -185,9 +192,10 @@ def run_on_ray(
             record(manifest, config, video, Outcome(FAILED, reason=str(exc)), summary)
             continue
         todo[index] = video
+        total += info.frames
         tasks += chunks_of(config, video, index, info.frames, info.fps, chunk_frames)
     if tasks:
-        _run(ray, config, tasks, todo, summary, manifest)
+        _run(ray, config, tasks, todo, summary, manifest, Progress(total, enabled=progress))
     summary.wall_s = time.monotonic() - started
     ray.shutdown()
     return summary
@@ -200,9 +208,11 @@ def _run(
     todo: dict[int, Video],
     summary: ArchiveSummary,
     manifest: Manifest,
+    bar: Progress,
 ) -> None:
     from ray.util import ActorPool
 
+    started, written = time.monotonic(), 0
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     settings = replace(config, model=replace(config.model, threads=1))
     remote = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=TASK_RETRIES)(ChunkAnalyzer)
@@ -220,12 +230,16 @@ def _run(
             continue
         index = finished.chunk.index
         done[index].append(finished)
+        written += finished.frames
+        elapsed = time.monotonic() - started
+        bar.update(written, elapsed, written / elapsed if elapsed > 0 else 0.0)
         chunk = finished.chunk
         last = "the end" if chunk.stop < 0 else str(chunk.stop - 1)
         log.info("%s frames %d to %s: %d written on node %s", todo[index].name, chunk.start, last, finished.frames,
                  finished.node[:8])  # fmt: skip
         if len(done[index]) == len(waiting[index]):
             _join(config, todo[index], sorted(done[index], key=lambda d: d.chunk.start), summary, manifest)
+    bar.close()
     for index, video in todo.items():
         if len(done[index]) < len(waiting[index]):
             record(manifest, config, video, Outcome(FAILED, reason="a chunk failed on the cluster"), summary)

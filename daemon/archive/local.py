@@ -40,8 +40,10 @@ from .manifest import DONE, FAILED, PARTIAL, Entry, Manifest
 
 log = logging.getLogger(__name__)
 
-THREADS_PER_JOB = 1
-"""Model threads per video by default: measured by ``bench/cluster.py`` (README, "Many videos")."""
+THREADS_PER_JOB = 2
+"""Model threads per video by default. ``bench/cluster.py`` on 2 cores (hog-people, 9 clips): one video at a
+time with 2 threads 6.9 frames/s, two at a time with 1 thread each 6.1: each video's pipeline has its own
+capture and writer processes beside the model, so a video per core oversubscribes the cores."""
 INTERRUPTED = "interrupted"
 
 

@@ -228,7 +228,7 @@ def _run_archive(args: argparse.Namespace, log_level: int) -> int:
     if config.ray:
         from detectord.daemon.archive.cluster import run_on_ray
 
-        summary = run_on_ray(config, config.ray, config.chunk_frames, config.ray_node_ip or None)
+        summary = run_on_ray(config, config.ray, config.chunk_frames, config.ray_node_ip or None, args.progress)
     else:
         summary = run_archive(config, log_level=log_level, progress=args.progress)
     sys.stdout.write(summary.line() + "\n")

@@ -61,7 +61,7 @@ def test_inputs_name_videos_by_directory_glob_and_path_each_once(tmp_path: Path,
 
 def test_the_cores_are_split_between_videos_and_the_model_threads() -> None:
     config = ArchiveConfig(inputs=("x",), out_dir=Path("out"))
-    assert plan(config, videos=10, cores=8) == Plan(jobs=8, threads=1)
+    assert plan(config, videos=10, cores=8) == Plan(jobs=4, threads=2)
     assert plan(config, videos=2, cores=8) == Plan(jobs=2, threads=4), "few videos: more threads each"
     assert plan(config, videos=1, cores=2) == Plan(jobs=1, threads=2), "one video is as fast as today"
     assert plan(ArchiveConfig(inputs=("x",), out_dir=Path("o"), jobs=3), videos=9, cores=8).jobs == 3
