@@ -57,6 +57,12 @@ def test_every_readme_command_parses(command: str) -> None:
             timeout=120,
         )  # fmt: skip
         assert ran.returncode == 0, f"{words[2]} does not run as the README says: {ran.stderr[-400:]}"
+    elif program == "pip" and words[1:2] == ["install"]:
+        extras = re.findall(r"detectord\[([\w,]+)\]", command)
+        assert extras, f"a pip command that installs no detectord extra: {command}"
+        setup = (REPO / "setup.py").read_text()
+        for extra in ",".join(extras).split(","):
+            assert f'"{extra}": [' in setup, f"setup.py has no extra {extra!r}, which the README installs"
     else:
         pytest.fail(f"README command not checked by this test: {command}")
 

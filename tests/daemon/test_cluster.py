@@ -78,7 +78,7 @@ def _manifest(out_dir: Path) -> dict[str, dict[str, Any]]:
 
 def _videos(folder: Path) -> list[Path]:
     folder.mkdir()
-    return [write_video(folder / f"v{i}.mp4", frames=30 + 7 * i, width=320, height=240).path for i in range(3)]
+    return [write_video(folder / f"v{i}.mp4", frames=14 + 5 * i, width=320, height=240).path for i in range(3)]
 
 
 @pytest.mark.slow
@@ -104,11 +104,11 @@ def test_chunks_on_and_off_keyframes_join_into_the_single_pipelines_output(tmp_p
 @pytest.mark.slow
 def test_a_worker_killed_mid_chunk_leaves_every_frame_written_once(tmp_path: Path, cluster: str) -> None:
     (tmp_path / "in").mkdir()
-    video = write_video(tmp_path / "in" / "long.mp4", frames=240, width=320, height=240).path
+    video = write_video(tmp_path / "in" / "long.mp4", frames=120, width=320, height=240).path
     local = _run([str(video), "--out", str(tmp_path / "single.jsonl"), *HOG])
     assert local.returncode == 0, local.stderr
     out = tmp_path / "out"
-    args = [str(video.parent), "--out-dir", str(out), "--ray", cluster, "--ray-node-ip", HEAD, "--chunk-frames", "40",
+    args = [str(video.parent), "--out-dir", str(out), "--ray", cluster, "--ray-node-ip", HEAD, "--chunk-frames", "30",
             *HOG]  # fmt: skip
     driver = subprocess.Popen([*DETECTORD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed = None
@@ -124,7 +124,7 @@ def test_a_worker_killed_mid_chunk_leaves_every_frame_written_once(tmp_path: Pat
     _, stderr = driver.communicate(timeout=300)
     assert driver.returncode == 0, stderr
     assert (out / "long.mp4.jsonl").read_bytes() == (tmp_path / "single.jsonl").read_bytes()
-    assert _manifest(out)[str(video)]["frames_written"] == 240
+    assert _manifest(out)[str(video)]["frames_written"] == 120
 
 
 def _actors() -> list[int]:
