@@ -33,6 +33,14 @@ from .stages.sources import VideoInfo, probe_video
 log = logging.getLogger(__name__)
 
 
+def ended_early(frames: int, expected: int) -> bool:
+    """A video gave ``frames`` well short of the ``expected`` its container announced (truncated or corrupt).
+
+    A frame or two (or 1%) short is tolerated: containers round their frame counts.
+    """
+    return expected > 0 and frames < expected - max(2, expected // 100)
+
+
 @dataclass(frozen=True)
 class AnalysisSummary:
     frames: int
@@ -51,12 +59,8 @@ class AnalysisSummary:
 
     @property
     def partial(self) -> bool:
-        """The video ended well before the frames its container announced (truncated or corrupt).
-
-        A frame or two (or 1%) short is tolerated: containers round their frame counts.
-        """
-        expected = self.expected_frames
-        return not self.interrupted and expected > 0 and self.frames < expected - max(2, expected // 100)
+        """The video ended well before the frames its container announced (``ended_early``)."""
+        return not self.interrupted and ended_early(self.frames, self.expected_frames)
 
     @property
     def fps(self) -> float:

@@ -30,6 +30,7 @@ from typing import Any
 
 import cv2
 
+from detectord.daemon.analyze import ended_early
 from detectord.daemon.cli.progress import Progress
 from detectord.daemon.config import AnalysisSettings, ArchiveConfig, ConfigError
 from detectord.daemon.gating import Reason
@@ -37,6 +38,7 @@ from detectord.daemon.output_files import StagedFile
 from detectord.daemon.results import FrameResult
 from detectord.daemon.stages.output import jsonl_line
 from detectord.daemon.stages.sources import SourceError, probe_video
+from detectord.detection import MainPersonTracker, registry
 
 from .inputs import Video
 from .local import ArchiveSummary, Outcome, outputs_of, plan_inputs, record
@@ -58,6 +60,8 @@ class Chunk:
     stop: int
     """Frames [start, stop); -1: to the end of the video."""
     fps: float
+    declared: int
+    """Frames the video's container announces (0: unknown)."""
     path: str
     """Where the chunk's lines go once complete (under the output directory: every node sees it)."""
 
@@ -75,18 +79,15 @@ class ChunkAnalyzer:
     """A Ray actor: the model, loaded once, for every chunk Ray gives this worker."""
 
     def __init__(self, settings: AnalysisSettings) -> None:
-        from detectord.detection import MainPersonTracker, registry
-
         self.settings = settings
         self.detector = registry.load(settings.model, settings.frame.size)
         self.scores = registry.scores_of(settings.model.name)
-        self.tracker_type = MainPersonTracker
 
     def run(self, chunk: Chunk) -> ChunkDone:
         started = time.monotonic()
         staged = Path(chunk.path + ".partial")
         capture = cv2.VideoCapture(chunk.video)
-        tracker = self.tracker_type(self.settings.main_person, self.scores)
+        tracker = MainPersonTracker(self.settings.main_person, self.scores)
         categories = tuple(self.detector.categories)
         written = 0
         try:
@@ -158,12 +159,13 @@ def chunks_of(config: ArchiveConfig, video: Video, index: int, frames: int, fps:
     out, _ = outputs_of(config, video)
     folder = out.with_name(f".{out.name}.chunks")
     folder.mkdir(parents=True, exist_ok=True)
+    declared = frames
     if config.max_frames:
         frames = min(frames, config.max_frames) if frames else config.max_frames
     starts = list(range(0, frames, size)) if size and frames > size else [0]
     stops = [*starts[1:], frames if config.max_frames else -1]
     return [
-        Chunk(str(video.path), index, start, stop, fps, str(folder / f"{start:012d}.jsonl"))
+        Chunk(str(video.path), index, start, stop, fps, declared, str(folder / f"{start:012d}.jsonl"))
         for start, stop in zip(starts, stops, strict=True)
     ]
 
@@ -252,7 +254,7 @@ def _join(
     out, _ = outputs_of(config, video)
     staged = StagedFile(out)
     written = 0
-    declared = probe_video(video.path).frames
+    declared = chunks[0].chunk.declared
     with staged.path.open("wb") as target:
         for chunk in chunks:
             with open(chunk.chunk.path, "rb") as source:
@@ -260,7 +262,7 @@ def _join(
             written += chunk.frames
     staged.commit()
     shutil.rmtree(Path(chunks[0].chunk.path).parent, ignore_errors=True)
-    short = declared > 0 and written < declared - max(2, declared // 100) and not config.max_frames
+    short = ended_early(written, declared) and not config.max_frames
     seconds = sum(chunk.seconds for chunk in chunks)
     status = PARTIAL if short else DONE
     record(manifest, config, video, Outcome(status, written, declared, seconds, precision=chunks[0].precision), summary)
