@@ -13,15 +13,17 @@ line, timed from start to exit:
     the cores, two model threads each), and the other splits of the cores
     (one video at a time with every thread; two at a time, ...);
 (c) on a Ray cluster started as a user would (``ray start --head`` and a
-    second node, one CPU each, on loopback addresses), a task per video;
-(d) (c) with the long video cut into chunks (``--chunk-frames``).
+    second node, one CPU each, on loopback addresses): a task per video
+    (``--chunk-frames 0``), and the default (videos longer than the job's
+    share per task cut into chunks);
+(d) (c) with every video cut into chunks of ``--chunk-frames`` frames.
 
 Each line: wall seconds, frames per second over all videos, the ratio to
 (a), and the overhead per task: the CPU-seconds the run's workers had but
 did not spend analysing (wall x workers - the manifest's seconds), per task.
-The outputs of every run are compared with (a)'s, frame for frame: index,
-time and detections must be equal; the main person may differ where a
-chunk's tracker started afresh (counted).
+The outputs of every run are compared with (a)'s, line for line (index,
+time, detections, main person: all must be equal), and the frames whose
+main person differs are counted.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import cv2
 
 from bench.motion import PEDESTRIANS
 from bench.results_io import machine_line, report, table_head
+from detectord.daemon.archive.cluster import chunk_size
 from detectord.daemon.archive.local import plan
 from detectord.daemon.config import ArchiveConfig
 
@@ -57,7 +60,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clips", type=int, default=8)
     parser.add_argument("--clip-frames", type=int, default=40)
     parser.add_argument("--long-frames", type=int, default=200)
-    parser.add_argument("--chunk-frames", type=int, default=50)
+    parser.add_argument("--chunk-frames", type=int, default=25, help="(d)'s chunks")
     parser.add_argument("--model", default="hog-people", help="the detector (hog-people: nothing to download)")
     parser.add_argument("--json", type=Path, help="write the results here (a folder: named after the machine)")
     return parser
@@ -109,13 +112,8 @@ def outputs(folder: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def compare(run: dict[str, list[dict[str, Any]]], reference: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Whether every frame has the same index, time and detections as in the sequential run, and on how many
-    frames the main person differs (a chunk's tracker starts afresh)."""
-    same = run.keys() == reference.keys() and all(
-        [(f["frame"], f["time_s"], f["detections"]) for f in run[name]]
-        == [(f["frame"], f["time_s"], f["detections"]) for f in reference[name]]
-        for name in reference
-    )
+    """Whether every line equals the sequential run's, and on how many frames the main person differs."""
+    same = run == reference
     main = sum(
         a["main_person"] != b["main_person"]
         for name in reference
@@ -195,12 +193,18 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         try:
             results["ray_start_s"] = round(cluster.start(), 1)
             ray = ["--ray", cluster.address, "--ray-node-ip", HEAD]
-            for label, chunk in (("(c) Ray, 2 nodes x 1 CPU", 0), ("(d) (c), long video chunked", args.chunk_frames)):
+            ray_runs = (
+                ("(c) Ray, 2 nodes x 1 CPU, a task per video", 0),
+                ("(c) Ray, 2 nodes x 1 CPU, default (long videos cut)", None),
+                (f"(d) (c), chunks of {args.chunk_frames} frames", args.chunk_frames),
+            )
+            for label, chunk in ray_runs:
                 out = tmp / f"ray-{chunk}"
-                chunks = ["--chunk-frames", str(chunk)] if chunk else []
+                chunks = [] if chunk is None else ["--chunk-frames", str(chunk)]
                 wall = timed([*DETECTORD, str(tmp / "in"), "--out-dir", str(out), *ray, *chunks, *model])
                 done_frames, busy, _ = manifest_seconds(out)
-                tasks = len(videos) - 1 + (-(-args.long_frames // chunk) if chunk else 1)
+                size = chunk_size(chunk, frames, 2)
+                tasks = sum(-(-len(lines) // size) if size else 1 for lines in reference.values())
                 runs[label] = line(wall, done_frames, 2, busy, tasks, compare(outputs(out), reference))
         finally:
             cluster.stop()

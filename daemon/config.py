@@ -206,8 +206,9 @@ class ArchiveConfig(AnalysisSettings):
     ray: str = ""
     """Run on the Ray cluster at this address (``auto``: ``RAY_ADDRESS``, or the cluster started on this
     machine); empty: on this machine."""
-    chunk_frames: int = 0
-    """With ``ray``: cut videos longer than this many frames into chunks of it (0: a task per video)."""
+    chunk_frames: int | None = None
+    """With ``ray``: cut videos longer than this many frames into equal chunks no longer (0: a task per video;
+    None: from the job's frames and the cluster's CPUs, ``archive.cluster.chunk_size``)."""
     ray_node_ip: str = ""
     """With ``ray``: this machine's address in the cluster, where Ray cannot guess it (several interfaces)."""
 
@@ -219,9 +220,9 @@ class ArchiveConfig(AnalysisSettings):
             raise ConfigError(f"out_dir: {str(self.out_dir)!r} is not a directory")
         if not 0 <= self.jobs <= 256:
             raise ConfigError(f"jobs must be between 0 (from the cores) and 256, got {self.jobs}")
-        if self.chunk_frames < 0:
+        if self.chunk_frames is not None and self.chunk_frames < 0:
             raise ConfigError(f"chunk_frames must be 0 (a task per video) or more, got {self.chunk_frames}")
-        if (self.chunk_frames or self.ray_node_ip) and not self.ray:
+        if (self.chunk_frames is not None or self.ray_node_ip) and not self.ray:
             raise ConfigError("--chunk-frames and --ray-node-ip are for a Ray cluster: add --ray ADDRESS")
 
 

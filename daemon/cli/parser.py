@@ -142,7 +142,13 @@ def _add_analyze(commands: argparse._SubParsersAction[_Parser]) -> None:
     many.add_argument(
         "--ray", metavar="ADDRESS", help="on the Ray cluster at ADDRESS (auto: RAY_ADDRESS or the one started here)"
     )
-    many.add_argument("--chunk-frames", type=int, metavar="N", help="with --ray: cut long videos into N-frame tasks")
+    many.add_argument(
+        "--chunk-frames",
+        type=int,
+        metavar="N",
+        help="with --ray: cut videos into tasks of at most N frames (0: a task per video; default: from the job's "
+        "frames, about 4 tasks per CPU)",
+    )
     many.add_argument("--ray-node-ip", metavar="ADDR", help="with --ray: this machine's address in the cluster")
     analyze.add_argument("--batch", type=int, help="frames per inference call (4)")
     analyze.add_argument("--max-frames", type=int, metavar="N", help="analyse only the first N frames")

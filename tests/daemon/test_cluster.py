@@ -8,10 +8,11 @@ loopback address with usage statistics off, so nothing leaves the machine:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
+import psutil
 import pytest
 
 from detectord.daemon.archive.cluster import INSTALL
@@ -76,9 +79,29 @@ def _manifest(out_dir: Path) -> dict[str, dict[str, Any]]:
     return {entry["path"]: entry for entry in map(json.loads, (out_dir / "manifest.jsonl").read_text().splitlines())}
 
 
+PEDESTRIANS = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+
+
+def _pedestrians(path: Path, frames: int) -> Path:
+    """The first ``frames`` of OpenCV's pedestrian footage (install.sh installs it), written as the synthetic
+    videos are (a keyframe every 12 frames): hog-people finds real people here, so there is a main person."""
+    capture = cv2.VideoCapture(str(PEDESTRIANS))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (384, 288))
+    try:
+        for _ in range(frames):
+            ok, image = capture.read()
+            assert ok, f"{PEDESTRIANS}: install.sh installs opencv-doc"
+            writer.write(cv2.resize(image, (384, 288), interpolation=cv2.INTER_AREA))
+    finally:
+        capture.release()
+        writer.release()
+    return path
+
+
 def _videos(folder: Path) -> list[Path]:
     folder.mkdir()
-    return [write_video(folder / f"v{i}.mp4", frames=14 + 5 * i, width=320, height=240).path for i in range(3)]
+    synthetic = [write_video(folder / f"v{i}.mp4", frames=14 + 5 * i, width=320, height=240).path for i in range(2)]
+    return [*synthetic, _pedestrians(folder / "people.mp4", 36)]
 
 
 @pytest.mark.slow
@@ -95,6 +118,8 @@ def test_chunks_on_and_off_keyframes_join_into_the_single_pipelines_output(tmp_p
             name = f"{video.name}.jsonl"
             assert (out / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), (chunk, name)
         assert {entry["status"] for entry in _manifest(out).values()} == {"done"}
+        people = [json.loads(line)["main_person"] for line in (out / "people.mp4.jsonl").read_text().splitlines()]
+        assert sum(main is not None for main in people) > len(people) // 2, "the main person crosses the chunks"
         assert not [p for p in out.iterdir() if p.name.startswith(".")], "no chunk or staged file is left"
     again = _run([str(tmp_path / "in"), "--out-dir", str(tmp_path / "ray-7"), "--ray", cluster, "--ray-node-ip", HEAD,
                   *HOG])  # fmt: skip
@@ -102,41 +127,59 @@ def test_chunks_on_and_off_keyframes_join_into_the_single_pipelines_output(tmp_p
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_chunk_leaves_every_frame_written_once(tmp_path: Path, cluster: str) -> None:
+def test_a_worker_and_a_whole_node_killed_mid_chunk_leave_every_frame_written_once(
+    tmp_path: Path, cluster: str
+) -> None:
     (tmp_path / "in").mkdir()
-    video = write_video(tmp_path / "in" / "long.mp4", frames=120, width=320, height=240).path
+    video = write_video(tmp_path / "in" / "long.mp4", frames=160, width=320, height=240).path
     local = _run([str(video), "--out", str(tmp_path / "single.jsonl"), *HOG])
     assert local.returncode == 0, local.stderr
     out = tmp_path / "out"
-    args = [str(video.parent), "--out-dir", str(out), "--ray", cluster, "--ray-node-ip", HEAD, "--chunk-frames", "30",
-            *HOG]  # fmt: skip
+    args = [str(video.parent), "--out-dir", str(out), "--ray", cluster, "--ray-node-ip", HEAD, "--chunk-frames", "20",
+            "-v", *HOG]  # fmt: skip
     driver = subprocess.Popen([*DETECTORD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    killed = None
-    deadline = time.monotonic() + 120
-    while killed is None and time.monotonic() < deadline:
-        partial = list(out.glob(".*.chunks/*.partial"))
-        actors = _actors()
-        if partial and actors:
-            killed = actors[0]
-            os.kill(killed, signal.SIGKILL)
-        time.sleep(0.05)
-    assert killed is not None, "a chunk was under way"
-    _, stderr = driver.communicate(timeout=300)
+    try:
+        node = _kill_a_chunk_under_way(_raylet(SECOND), with_node=True)
+        worker = _kill_a_chunk_under_way(_raylet(HEAD), with_node=False)
+        _, stderr = driver.communicate(timeout=300)
+    finally:
+        driver.kill()
+    assert node and worker, "a chunk was under way on each node when it was killed"
     assert driver.returncode == 0, stderr
     assert (out / "long.mp4.jsonl").read_bytes() == (tmp_path / "single.jsonl").read_bytes()
-    assert _manifest(out)[str(video)]["frames_written"] == 120
+    assert _manifest(out)[str(video)]["frames_written"] == 160
+    assert _manifest(out)[str(video)]["status"] == "done"
+    ran = re.search(r"(\d+) tasks on (\d+) Ray workers; the model loaded (\d+) times", stderr)
+    assert ran and ran[2] == ran[3], "the model is loaded once per worker process, not per task"
 
 
-def _actors() -> list[int]:
-    found = []
-    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if command.startswith(b"ray::ChunkAnalyzer"):
-            found.append(pid)
-    return found
+def _raylet(ip: str) -> psutil.Process:
+    """The raylet of the node at ``ip``: its workers are its children."""
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        if command and command[0].endswith("raylet") and f"--node_ip_address={ip}" in command:
+            return process
+    raise AssertionError(f"no raylet for {ip}")
+
+
+def _kill_a_chunk_under_way(raylet: psutil.Process, with_node: bool) -> bool:
+    """SIGKILL a worker of ``raylet`` while it analyses a chunk (and with it the raylet and all its children: the
+    whole node)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        children = raylet.children(recursive=True)
+        for child in children:
+            try:
+                busy = child.cmdline()[:1] == ["ray::analyze_chunk"]
+            except psutil.Error:
+                continue
+            if busy:
+                for victim in [child, *([raylet, *children] if with_node else [])]:
+                    with contextlib.suppress(psutil.Error):
+                        victim.kill()
+                return True
+        time.sleep(0.05)
+    return False
 
 
 def test_without_ray_installed_ray_is_one_line_saying_how_to_install_it(tmp_path: Path) -> None:
