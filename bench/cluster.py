@@ -112,14 +112,25 @@ def outputs(folder: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def compare(run: dict[str, list[dict[str, Any]]], reference: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Whether every line equals the sequential run's, and on how many frames the main person differs."""
-    same = run == reference
+    """Whether every line equals the sequential run's, on how many frames the main person differs, and where the
+    first difference is (video, frame, fields)."""
     main = sum(
         a["main_person"] != b["main_person"]
         for name in reference
         for a, b in zip(run.get(name, []), reference[name], strict=False)
     )
-    return {"same_as_sequential": same, "main_person_differs": main}
+    first = None
+    for name in sorted(reference):
+        mine, theirs = run.get(name, []), reference[name]
+        if len(mine) != len(theirs):
+            first = f"{name}: {len(mine)} lines, not {len(theirs)}"
+            break
+        wrong = next(((a, b) for a, b in zip(mine, theirs, strict=True) if a != b), None)
+        if wrong is not None:
+            fields = sorted(key for key in wrong[1] if wrong[0].get(key) != wrong[1][key])
+            first = f"{name} frame {wrong[1]['frame']}: {', '.join(fields)}"
+            break
+    return {"same_as_sequential": first is None, "main_person_differs": main, "first_difference": first}
 
 
 def line(wall: float, frames: int, workers: int, busy: float, tasks: int, same: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +187,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         reference = outputs(seq)
         frames = sum(len(lines) for lines in reference.values())
         runs = results["runs"]
-        nothing = {"same_as_sequential": None, "main_person_differs": 0}
+        nothing = {"same_as_sequential": None, "main_person_differs": 0, "first_difference": None}
         runs["(a) one after another"] = line(wall, frames, 1, wall, len(videos), nothing)
         splits = [(jobs, cores // jobs) for jobs in range(1, cores + 1) if cores % jobs == 0]
         for jobs, threads in [(0, 0), *splits]:
@@ -242,6 +253,8 @@ def format_table(r: dict[str, Any]) -> str:
             f"{run['main_person_differs']} frames |"
         )
     lines += ["", f"starting the two Ray nodes (ray start, twice): {r.get('ray_start_s')} s, not counted above"]
+    differing = [(name, run["first_difference"]) for name, run in r["runs"].items() if run.get("first_difference")]
+    lines += [f"{name}: differs at {where}" for name, where in differing]
     return "\n".join(lines)
 
 

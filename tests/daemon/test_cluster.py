@@ -27,7 +27,7 @@ import pytest
 
 from detectord.daemon.archive.cluster import INSTALL
 
-from .conftest import write_video
+from .conftest import write_mjpeg_avi, write_video
 
 ray = pytest.importorskip("ray", reason="Ray is not installed here (pip install 'detectord[cluster]')")
 
@@ -151,6 +151,55 @@ def test_a_worker_and_a_whole_node_killed_mid_chunk_leave_every_frame_written_on
     assert _manifest(out)[str(video)]["status"] == "done"
     ran = re.search(r"(\d+) tasks on (\d+) Ray workers; the model loaded (\d+) times", stderr)
     assert ran and ran[2] == ran[3], "the model is loaded once per worker process, not per task"
+
+
+@pytest.mark.slow
+def test_on_ray_bad_inputs_are_one_line_each_a_cut_video_is_partial_and_a_killed_driver_resumes(
+    tmp_path: Path, cluster: str
+) -> None:
+    (tmp_path / "in").mkdir()
+    good = [write_video(tmp_path / "in" / f"v{i}.mp4", frames=40, width=320, height=240).path for i in range(3)]
+    whole = write_mjpeg_avi(tmp_path / "whole.avi", frames=60)
+    cut = tmp_path / "in" / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    broken = tmp_path / "in" / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out"
+    ray = ["--out-dir", str(out), "--ray", cluster, "--ray-node-ip", HEAD, *HOG]
+    driver = subprocess.Popen([*DETECTORD, str(tmp_path / "in"), *ray], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not _done_yet(out):
+        time.sleep(0.05)
+    driver.kill()  # SIGKILL, once a first video is done: the others are under way
+    driver.wait(30)
+    assert 0 < sum(entry["status"] == "done" for entry in _manifest(out).values()) < 3, "killed mid-run"
+
+    done = _run([str(tmp_path / "in"), str(tmp_path / "empty"), str(tmp_path / "nowhere" / "*.mp4"), *ray])
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("detectord: ")]
+    assert any("empty: a directory without videos" in line for line in errors), errors
+    assert any("nowhere/*.mp4: matches no video" in line for line in errors), errors
+    assert "Traceback" not in done.stderr
+    entries = _manifest(out)
+    assert [entries[str(video)]["status"] for video in good] == ["done"] * 3
+    assert entries[str(cut)]["status"] == "partial" and 0 < entries[str(cut)]["frames_written"] < 60
+    assert entries[str(broken)]["status"] == "failed" and entries[str(broken)]["reason"]
+    for video in good:
+        lines = [json.loads(line) for line in (out / f"{video.name}.jsonl").read_text().splitlines()]
+        assert [line["frame"] for line in lines] == list(range(40)), "every frame once, in order"
+    single = _run([str(cut), "--out", str(tmp_path / "cut.jsonl"), "--allow-partial", *HOG])
+    assert single.returncode == 0, single.stderr
+    assert (out / "cut.avi.jsonl").read_bytes() == (tmp_path / "cut.jsonl").read_bytes()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "no chunk or staged file is left"
+
+
+def _done_yet(out: Path) -> bool:
+    try:
+        return '"status":"done"' in (out / "manifest.jsonl").read_text()
+    except OSError:
+        return False
 
 
 def _raylet(ip: str) -> psutil.Process:
