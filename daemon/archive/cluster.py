@@ -28,6 +28,7 @@ import math
 import os
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from detectord.daemon.stages.sources import SourceError, probe_video
 from detectord.detection import Detections, MainPersonTracker, registry
 
 from .inputs import Video
-from .local import ArchiveSummary, Outcome, outputs_of, plan_inputs, record
+from .local import ArchiveSummary, Outcome, first_line, outputs_of, plan_inputs, record
 from .manifest import DONE, FAILED, PARTIAL, Manifest
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ def connect(address: str, node_ip: str | None) -> Any:
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise ConfigError(f"--ray {address}: cannot reach the cluster: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"--ray {address}: cannot reach the cluster: {first_line(exc)}") from None
     return ray
 
 
@@ -295,7 +296,7 @@ def _run(
     settings = ray.put(replace(config, model=replace(config.model, threads=1)))
     task = ray.remote(analyze_chunk).options(num_cpus=1, max_retries=TASK_RETRIES)
     pending = {task.remote(settings, chunk, counter): chunk for chunk in sorted(tasks, key=_length, reverse=True)}
-    expected = {index: sum(1 for t in tasks if t.index == index) for index in todo}
+    expected = Counter(chunk.index for chunk in tasks)
     done: dict[int, list[ChunkDone]] = {index: [] for index in todo}
     failed: dict[int, str] = {}
     workers: set[tuple[str, int]] = set()
@@ -310,7 +311,7 @@ def _run(
             try:
                 finished: ChunkDone = ray.get(ref)
             except ray.exceptions.RayError as exc:
-                failed[chunk.index] = f"frames {chunk.start} to {last} failed on the cluster: {_first_line(exc)}"
+                failed[chunk.index] = f"frames {chunk.start} to {last} failed on the cluster: {first_line(exc)}"
                 log.error("%s: %s", name, failed[chunk.index])
                 continue
             workers.add((finished.node, finished.worker))
@@ -326,10 +327,6 @@ def _run(
     for index, reason in failed.items():
         record(manifest, config, todo[index], Outcome(FAILED, reason=reason), summary)
         shutil.rmtree(Path(next(t.path for t in tasks if t.index == index)).parent, ignore_errors=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    return next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def _join(

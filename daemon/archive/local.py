@@ -147,7 +147,7 @@ def analyze_one(config: AnalyzeConfig, index: int, log_level: int, factory: Dete
             on_progress=report,
         )
     except (SourceError, AnalysisFailed, OutputError, ConfigError) as exc:
-        return Outcome(FAILED, seconds=time.monotonic() - started, reason=str(exc).splitlines()[0])
+        return Outcome(FAILED, seconds=time.monotonic() - started, reason=first_line(exc))
     if _worker.orphaned():  # interrupted by the driver's death (die_with): its output was dropped
         os._exit(1)
     if _worker.progress is not None:
@@ -158,6 +158,11 @@ def analyze_one(config: AnalyzeConfig, index: int, log_level: int, factory: Dete
 
 
 # -- the driver ------------------------------------------------------------------------------------
+
+
+def first_line(exc: BaseException) -> str:
+    """An error's first non-blank line, the manifest's one-line ``reason`` (its type where it says nothing)."""
+    return next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def outputs_of(config: ArchiveConfig, video: Video) -> tuple[Path, Path | None]:

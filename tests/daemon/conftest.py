@@ -57,6 +57,19 @@ def write_mjpeg_avi(path: Path, frames: int) -> Path:
     return path
 
 
+def write_bad_inputs(folder: Path) -> tuple[Path, Path, Path]:
+    """Beside ``folder / "in"``: a cut MJPEG AVI (decodes about a third of its 60 announced frames) and a file that
+    is no video at all in it, and a directory without videos; returns (cut, broken, empty)."""
+    whole = write_mjpeg_avi(folder / "whole.avi", frames=60)
+    cut = folder / "in" / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    broken = folder / "in" / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    empty = folder / "empty"
+    empty.mkdir()
+    return cut, broken, empty
+
+
 @pytest.fixture
 def clip(tmp_path: Path) -> SyntheticVideo:
     return write_video(tmp_path / "clip.mp4", frames=30)

@@ -22,7 +22,7 @@ from detectord.daemon.archive.local import Plan, plan, run_archive
 from detectord.daemon.archive.manifest import NAME
 from detectord.daemon.config import AnalyzeConfig, ArchiveConfig, ConfigError, ModelConfig
 
-from .conftest import write_mjpeg_avi, write_video
+from .conftest import write_bad_inputs, write_video
 from .fakes import bright_box_factory
 
 DETECTORD = [sys.executable, "-m", "detectord.daemon", "analyze"]
@@ -102,17 +102,12 @@ def test_many_videos_give_the_outputs_of_single_runs_then_a_second_run_skips_the
 def test_bad_inputs_are_one_line_each_a_truncated_video_is_partial_and_the_good_ones_are_done(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     good = write_video(tmp_path / "in" / "good.mp4", frames=10, width=320, height=240).path
-    whole = write_mjpeg_avi(tmp_path / "whole.avi", frames=60)
-    cut = tmp_path / "in" / "cut.avi"
-    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
-    broken = tmp_path / "in" / "broken.mp4"
-    broken.write_bytes(b"not a video at all")
-    (tmp_path / "empty").mkdir()
+    cut, broken, empty = write_bad_inputs(tmp_path)
     listing = tmp_path / "list.txt"
     listing.write_text(f"# the usual\n{tmp_path / 'in'}\n\n{tmp_path / 'nowhere' / '*.mp4'}\n")
     out_dir = tmp_path / "out"
     done = subprocess.run(
-        [*DETECTORD, "--inputs", str(listing), str(tmp_path / "empty"), "--out-dir", str(out_dir), *HOG],
+        [*DETECTORD, "--inputs", str(listing), str(empty), "--out-dir", str(out_dir), *HOG],
         capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip
     assert done.returncode == 1, done.stderr

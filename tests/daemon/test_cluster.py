@@ -27,7 +27,7 @@ import pytest
 
 from detectord.daemon.archive.cluster import INSTALL
 
-from .conftest import write_mjpeg_avi, write_video
+from .conftest import write_bad_inputs, write_video
 
 ray = pytest.importorskip("ray", reason="Ray is not installed here (pip install 'detectord[cluster]')")
 
@@ -159,12 +159,7 @@ def test_on_ray_bad_inputs_are_one_line_each_a_cut_video_is_partial_and_a_killed
 ) -> None:
     (tmp_path / "in").mkdir()
     good = [write_video(tmp_path / "in" / f"v{i}.mp4", frames=40, width=320, height=240).path for i in range(3)]
-    whole = write_mjpeg_avi(tmp_path / "whole.avi", frames=60)
-    cut = tmp_path / "in" / "cut.avi"
-    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
-    broken = tmp_path / "in" / "broken.mp4"
-    broken.write_bytes(b"not a video at all")
-    (tmp_path / "empty").mkdir()
+    cut, broken, empty = write_bad_inputs(tmp_path)
     out = tmp_path / "out"
     ray = ["--out-dir", str(out), "--ray", cluster, "--ray-node-ip", HEAD, *HOG]
     driver = subprocess.Popen([*DETECTORD, str(tmp_path / "in"), *ray], stdout=subprocess.DEVNULL,
@@ -176,7 +171,7 @@ def test_on_ray_bad_inputs_are_one_line_each_a_cut_video_is_partial_and_a_killed
     driver.wait(30)
     assert 0 < sum(entry["status"] == "done" for entry in _manifest(out).values()) < 3, "killed mid-run"
 
-    done = _run([str(tmp_path / "in"), str(tmp_path / "empty"), str(tmp_path / "nowhere" / "*.mp4"), *ray])
+    done = _run([str(tmp_path / "in"), str(empty), str(tmp_path / "nowhere" / "*.mp4"), *ray])
     assert done.returncode == 1, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("detectord: ")]
     assert any("empty: a directory without videos" in line for line in errors), errors
