@@ -39,6 +39,7 @@ from detectord.detection.errors import PrecisionError
 from detectord.detection.schemes import Precision
 
 from .fusion import fold_detector_norms
+from .pt2e import check_compiler
 from .quantization import load_calibration, quantize_box_head_dynamic, read_calibration
 
 
@@ -148,6 +149,7 @@ def apply_precision(
     scheme = precision.scheme
     if scheme == "int8-static":
         assert calibration is not None
+        check_compiler()
         load_calibration(model, read_calibration(calibration), model_name)  # checks the float weights first
     if scheme != "fp32":
         fold_detector_norms(model)

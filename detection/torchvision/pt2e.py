@@ -118,6 +118,25 @@ def convert(prepared: fx.GraphModule) -> fx.GraphModule:
     return converted
 
 
+def _cannot_compile(exc: Exception) -> PrecisionError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no message"
+    return PrecisionError(
+        f"int8-static: Inductor could not compile the int8 backbone ({type(exc).__name__}: {reason}); it needs a "
+        "C++ compiler (g++) and Python's headers (python3-dev); use bf16 or fp32-fused without them"
+    )
+
+
+def check_compiler() -> None:
+    """Inductor finds its C++ compiler, asked before the backbone is converted and compiled: without one the
+    compile would fail only after those (ten seconds and more on a small CPU)."""
+    from torch._inductor import cpp_builder
+
+    try:
+        cpp_builder.get_cpp_compiler()
+    except Exception as exc:
+        raise _cannot_compile(exc) from None
+
+
 class Int8Backbone(nn.Module):
     """The converted backbone compiled by Inductor, one frame at a time, float32 features out."""
 
@@ -144,10 +163,6 @@ class Int8Backbone(nn.Module):
             with _quiet_torch_logs(), torch.inference_mode():
                 self._compiled(image)
         except Exception as exc:
-            raise PrecisionError(
-                f"int8-static: Inductor could not compile the int8 backbone ({type(exc).__name__}: "
-                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}); it needs a C++ "
-                "compiler (g++) and Python's headers (python3-dev); use bf16 or fp32-fused without them"
-            ) from None
+            raise _cannot_compile(exc) from None
         self._sizes.add((int(image.shape[-2]), int(image.shape[-1])))
         log.info("int8 backbone compiled in %.1f s", time.monotonic() - started)
