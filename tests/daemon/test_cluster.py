@@ -47,9 +47,10 @@ def _ray_env(temp: Path) -> dict[str, str]:
     return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_TMPDIR": str(temp)}
 
 
-@pytest.fixture
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A head and a second node, one CPU each; yields the address to pass to --ray."""
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """A head and a second node, one CPU each, shared by this module's tests (starting and stopping one takes
+    about 12 s); yields the address to pass to --ray. The test that kills the second node comes last."""
     temp = Path(f"/tmp/rt{os.getpid() % 10000}")  # Ray's socket paths must stay short
     shutil.rmtree(temp, ignore_errors=True)
     temp.mkdir()
@@ -127,33 +128,6 @@ def test_chunks_on_and_off_keyframes_join_into_the_single_pipelines_output(tmp_p
 
 
 @pytest.mark.slow
-def test_a_worker_and_a_whole_node_killed_mid_chunk_leave_every_frame_written_once(
-    tmp_path: Path, cluster: str
-) -> None:
-    (tmp_path / "in").mkdir()
-    video = write_video(tmp_path / "in" / "long.mp4", frames=160, width=320, height=240).path
-    local = _run([str(video), "--out", str(tmp_path / "single.jsonl"), *HOG])
-    assert local.returncode == 0, local.stderr
-    out = tmp_path / "out"
-    args = [str(video.parent), "--out-dir", str(out), "--ray", cluster, "--ray-node-ip", HEAD, "--chunk-frames", "20",
-            "-v", *HOG]  # fmt: skip
-    driver = subprocess.Popen([*DETECTORD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        node = _kill_a_chunk_under_way(_raylet(SECOND), with_node=True)
-        worker = _kill_a_chunk_under_way(_raylet(HEAD), with_node=False)
-        _, stderr = driver.communicate(timeout=300)
-    finally:
-        driver.kill()
-    assert node and worker, "a chunk was under way on each node when it was killed"
-    assert driver.returncode == 0, stderr
-    assert (out / "long.mp4.jsonl").read_bytes() == (tmp_path / "single.jsonl").read_bytes()
-    assert _manifest(out)[str(video)]["frames_written"] == 160
-    assert _manifest(out)[str(video)]["status"] == "done"
-    ran = re.search(r"(\d+) tasks on (\d+) Ray workers; the model loaded (\d+) times", stderr)
-    assert ran and ran[2] == ran[3], "the model is loaded once per worker process, not per task"
-
-
-@pytest.mark.slow
 def test_on_ray_bad_inputs_are_one_line_each_a_cut_video_is_partial_and_a_killed_driver_resumes(
     tmp_path: Path, cluster: str
 ) -> None:
@@ -188,6 +162,33 @@ def test_on_ray_bad_inputs_are_one_line_each_a_cut_video_is_partial_and_a_killed
     assert single.returncode == 0, single.stderr
     assert (out / "cut.avi.jsonl").read_bytes() == (tmp_path / "cut.jsonl").read_bytes()
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "no chunk or staged file is left"
+
+
+@pytest.mark.slow
+def test_a_worker_and_a_whole_node_killed_mid_chunk_leave_every_frame_written_once(
+    tmp_path: Path, cluster: str
+) -> None:
+    (tmp_path / "in").mkdir()
+    video = write_video(tmp_path / "in" / "long.mp4", frames=120, width=320, height=240).path
+    local = _run([str(video), "--out", str(tmp_path / "single.jsonl"), *HOG])
+    assert local.returncode == 0, local.stderr
+    out = tmp_path / "out"
+    args = [str(video.parent), "--out-dir", str(out), "--ray", cluster, "--ray-node-ip", HEAD, "--chunk-frames", "20",
+            "-v", *HOG]  # fmt: skip
+    driver = subprocess.Popen([*DETECTORD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        node = _kill_a_chunk_under_way(_raylet(SECOND), with_node=True)
+        worker = _kill_a_chunk_under_way(_raylet(HEAD), with_node=False)
+        _, stderr = driver.communicate(timeout=300)
+    finally:
+        driver.kill()
+    assert node and worker, "a chunk was under way on each node when it was killed"
+    assert driver.returncode == 0, stderr
+    assert (out / "long.mp4.jsonl").read_bytes() == (tmp_path / "single.jsonl").read_bytes()
+    assert _manifest(out)[str(video)]["frames_written"] == 120
+    assert _manifest(out)[str(video)]["status"] == "done"
+    ran = re.search(r"(\d+) tasks on (\d+) Ray workers; the model loaded (\d+) times", stderr)
+    assert ran and ran[2] == ran[3], "the model is loaded once per worker process, not per task"
 
 
 def _done_yet(out: Path) -> bool:

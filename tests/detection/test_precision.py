@@ -54,6 +54,12 @@ def calibration(frames: list[np.ndarray], tmp_path_factory: pytest.TempPathFacto
     return path
 
 
+@pytest.fixture(scope="module")
+def int8_static(calibration: Path) -> Detector:
+    """The calibration loaded once for the module's tests (Inductor compiles the backbone: about 15 s)."""
+    return _load("int8-static", calibration)
+
+
 def _small(frames: list[np.ndarray]) -> list[np.ndarray]:
     return [cv2.resize(frame, SMALL, interpolation=cv2.INTER_AREA) for frame in frames]
 
@@ -74,10 +80,13 @@ def _load(
 
 @pytest.mark.parametrize("precision", CPU_SCHEMES)
 def test_every_cpu_scheme_keeps_torchvisions_output_contract(
-    precision: str, frames: list[np.ndarray], calibration: Path
+    precision: str, frames: list[np.ndarray], calibration: Path, request: pytest.FixtureRequest
 ) -> None:
     small = precision in BFLOAT16_SCHEMES
-    detector = _load(precision, calibration, frame_size=SMALL if small else (427, 240))
+    if precision == "int8-static":
+        detector: Detector = request.getfixturevalue("int8_static")
+    else:
+        detector = _load(precision, calibration, frame_size=SMALL if small else (427, 240))
     assert detector.info.precision == precision
     clip = _small(frames[8:10]) if small else frames[8:10]
     batch = list(frames_to_batch(clip, torch.device("cpu"), torch.float32))
@@ -176,14 +185,13 @@ def test_int8_static_needs_a_calibration_and_only_it_takes_one(calibration: Path
 
 @pytest.mark.slow
 def test_the_calibration_artifact_reloads_to_the_same_model_and_records_its_provenance(
-    frames: list[np.ndarray], calibration: Path
+    frames: list[np.ndarray], calibration: Path, int8_static: Detector
 ) -> None:
     artifact = read_calibration(calibration)
     assert artifact["model"] == "fasterrcnn_resnet50_fpn" and artifact["weights"] == "random"
     assert artifact["frames"] == 8 and artifact["profile"] == "default" and artifact["source"] == "clip.mp4"
     assert artifact["flow"] == "pt2e-x86-inductor" and artifact["version"] == 2
-    a, b = _load("int8-static", calibration), _load("int8-static", calibration)
-    (x,), (y,) = a(frames[9:10]), b(frames[9:10])
+    (x,), (y,) = int8_static(frames[9:10]), _load("int8-static", calibration)(frames[9:10])
     np.testing.assert_array_equal(x.boxes, y.boxes)
 
 
