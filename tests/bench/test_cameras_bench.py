@@ -15,7 +15,7 @@ def test_cameras_bench_compares_one_daemon_to_several(tmp_path: Path, capsys: py
     synthetic_clip.write_clip(clip, frames=20, width=640, height=360, fps=25)
     out = tmp_path / "cameras.json"
     args = cameras.get_args_parser().parse_args(
-        ["--video", str(clip), "--cameras", "1,2", "--fps", "5", "--seconds", "2", "--warmup", "1",
+        ["--video", str(clip), "--cameras", "1,2", "--fps", "5", "--seconds", "4", "--warmup", "1",
          "--model", "fasterrcnn_mobilenet_v3_large_320_fpn", "--device", "cpu", "--json", str(out)]
     )  # fmt: skip
     cameras.main(args)
