@@ -23,7 +23,8 @@ from .config import AnalyzeConfig
 from .output_files import StagedFile
 from .pipeline.job import POLL_S, Job, run_job
 from .pipeline.ringset import RingSet
-from .pipeline.supervisor import Stage, finish_for, stop_signals
+from .pipeline.signals import stop_signals
+from .pipeline.supervisor import Stage, finish_for
 from .pipeline.telemetry import StageReport
 from .stages.capture import run_capture
 from .stages.inference import DetectorFactory, InferenceSettings, load_configured_detector, run_inference

@@ -33,7 +33,8 @@ from .pipeline.job import Job, run_job
 from .pipeline.notify import Notifier
 from .pipeline.restarts import Restarts
 from .pipeline.ringset import RingSet
-from .pipeline.supervisor import Stage, stop_signals
+from .pipeline.signals import stop_signals
+from .pipeline.supervisor import Stage
 from .pipeline.telemetry import GatingRates, PipelineStats, ProcessProbe, StageRates, drops
 from .stages.capture import run_live_capture
 from .stages.inference import DetectorFactory, InferenceSettings, load_configured_detector, run_inference

@@ -30,8 +30,8 @@ from detectord.daemon.cli.progress import Progress
 from detectord.daemon.config import AnalyzeConfig, ArchiveConfig, ConfigError
 from detectord.daemon.logs import configure_logging
 from detectord.daemon.output_files import OutputError
+from detectord.daemon.pipeline.signals import stop_signals
 from detectord.daemon.pipeline.stage import die_with, set_process_name
-from detectord.daemon.pipeline.supervisor import stop_signals
 from detectord.daemon.stages.inference import DetectorFactory, load_configured_detector
 from detectord.daemon.stages.sources import SourceError, probe_video
 

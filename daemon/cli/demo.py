@@ -11,7 +11,6 @@ a TOML file (``loading.to_toml``), the same way a user's daemon does.
 from __future__ import annotations
 
 import logging
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 from detectord.daemon.config import DaemonConfig, DemoConfig, ModelConfig
 from detectord.detection.registry import OFFLINE_DETECTOR, family, weights_unavailable
 
+from ..pipeline.signals import stop_signals
 from .loading import to_toml
 from .mosquitto import Mosquitto, free_port, reachable, stop_process
 
@@ -56,8 +56,11 @@ def without_download(config: DaemonConfig) -> DaemonConfig:
 
 
 def run_demo(config: DemoConfig) -> int:
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    with stop_signals() as stop:
+        return _demo(config, stop)
+
+
+def _demo(config: DemoConfig, stop: threading.Event) -> int:
     broker: Mosquitto | None = None
     daemon = viewer = None
     with tempfile.TemporaryDirectory(prefix="detectord-demo-") as tmp:
@@ -105,5 +108,3 @@ def run_demo(config: DemoConfig) -> int:
                     stop_process(child, grace_s=15.0)
             if broker is not None:
                 broker.stop()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)

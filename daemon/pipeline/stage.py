@@ -21,11 +21,12 @@ import signal
 import sys
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from threading import Event
 from typing import Any
 
 from detectord.daemon.logs import configure_logging
 from detectord.detection import CalibrationError, PrecisionError, WeightsError
+
+from .signals import stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +73,11 @@ def run_stage(
     set_process_name(f"detectord-{name}")
     faulthandler.enable()
     configure_logging(log_level, stage=name)
-    stop = Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    die_with(parent)
     try:
-        target(stop, reports, *args)
+        with stop_signals(signal.SIGTERM) as stop:
+            die_with(parent)
+            target(stop, reports, *args)
     except Exception as exc:
         log.error("%s", exc if isinstance(exc, EXPECTED_ERRORS) else f"{type(exc).__name__}: {exc}")
         log.debug("traceback", exc_info=True)

@@ -12,7 +12,6 @@ import logging
 import multiprocessing as mp
 import os
 import signal
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -70,21 +69,6 @@ class Stage:
             log.warning("the %s stage did not stop within %.0f s; killing it", self.name, grace_s)
             self.process.kill()
             self.process.join(2.0)
-
-
-@contextmanager
-def stop_signals() -> Iterator[threading.Event]:
-    """SIGINT and SIGTERM set the event the supervisor's loop watches (the main thread's handlers only)."""
-    event = threading.Event()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: event.set())
-    try:
-        yield event
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @contextmanager

@@ -196,7 +196,8 @@ def test_sigkill_of_the_daemon_turns_every_camera_offline(
     os.kill(daemon.process.pid, signal.SIGKILL)  # the supervisor alone, as a crash would
     daemon.process.wait(10)
     offline = lambda: all(_last(subscriber, daemon.topic(c, "status")) == b"offline" for c in "abc")  # noqa: E731
-    assert subscriber.wait_for(offline, 30)
+    statuses = lambda: {c: _last(subscriber, daemon.topic(c, "status")) for c in "abc"}  # noqa: E731
+    assert subscriber.wait_for(offline, 30), f"{statuses()}\n{daemon.log.read_text()}"
     _, alive = psutil.wait_procs(stages, timeout=20)
     assert alive == [], f"stages outlived their supervisor: {alive}"
     before = len(_payloads(subscriber, daemon.topic("a", "detections")))

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 
+from detectord.daemon.pipeline.signals import stop_signals
 from detectord.ipc import EndOfStream, RingHandle
 
 from .rings import RecordRing, attach_frames, frame_ring
@@ -21,7 +22,7 @@ from .rings import RecordRing, attach_frames, frame_ring
 def _reader(frames: RingHandle, results: RingHandle) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # safe here: nothing in this process waits on it
     ring = attach_frames(frames)
     result_ring = RecordRing.attach(results)
     reader = ring.reader(0)
@@ -37,11 +38,8 @@ def _reader(frames: RingHandle, results: RingHandle) -> None:
 
 
 def main(instance: str) -> int:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     ctx = mp.get_context("spawn")
-    with frame_ring(instance, slots=4) as frames, RecordRing.create(instance) as results:
+    with stop_signals() as stop, frame_ring(instance, slots=4) as frames, RecordRing.create(instance) as results:
         child = ctx.Process(target=_reader, args=(frames.handle, results.handle), daemon=True)
         child.start()
         writer = frames.writer()
