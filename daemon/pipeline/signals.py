@@ -3,8 +3,8 @@
 A Python signal handler runs in the main thread between two bytecodes, so a
 handler that calls ``Event.set()`` can interrupt the main thread while it holds
 that very event's lock (inside ``Event.wait`` or ``Event.set``) and then wait
-for the lock forever. It happened: systemd's SIGTERM to the whole group plus
-the supervisor's own, or a parent's death signal plus a stop, hung a stage.
+for the lock forever. It happened: stages that got two or three SIGTERMs in a
+row after their supervisor was killed hung there.
 Here the C-level handler only writes the signal's number to a pipe
 (``signal.set_wakeup_fd``, async-signal-safe) and a small thread that reads it
 sets the event, like any other thread would.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import signal
 import sys
-import threading
 import time
 
 from detectord.daemon.pipeline.signals import stop_signals
@@ -20,18 +19,17 @@ from .rings import RecordRing, attach_frames, frame_ring
 
 
 def _reader(frames: RingHandle, results: RingHandle) -> None:
-    stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # safe here: nothing in this process waits on it
     ring = attach_frames(frames)
     result_ring = RecordRing.attach(results)
     reader = ring.reader(0)
     try:
-        while not stop.is_set():
-            try:
-                reader.release(reader.read(1, timeout=0.2))
-            except EndOfStream:
-                break
+        with stop_signals(signal.SIGTERM) as stop:
+            while not stop.is_set():
+                try:
+                    reader.release(reader.read(1, timeout=0.2))
+                except EndOfStream:
+                    break
     finally:
         result_ring.close()
         ring.close()
