@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 VERSION = 1
 ONLINE = "online"
@@ -62,6 +62,9 @@ class InferenceJson(TypedDict):
     reason: str
     """``motion``, ``tracking`` (a person was there: re-checked), ``keepalive``, ``ungated`` (motion gating is
     off), or ``idle`` (the model did not run: nothing moved)."""
+    regions: NotRequired[list[list[float]]]
+    """Where in the frame the model looked (boxes) when it looked at parts of it only; elsewhere the last look's
+    detections stand. Absent: it looked at the whole frame (or did not run)."""
 
 
 class DetectionsMessage(TypedDict):
@@ -134,6 +137,8 @@ def build_detections(
     optional: dict[str, Any] = {}
     if inference is not None:
         optional["inference"] = {"ran": bool(inference["ran"]), "reason": str(inference["reason"])}
+        if "regions" in inference:
+            optional["inference"]["regions"] = [_box_json(box) for box in inference["regions"]]
     if motion is not None:
         optional["motion"] = [_box_json(box) for box in motion]
     return optional | {
@@ -267,7 +272,13 @@ def _inference(value: Any) -> InferenceJson | None:
     inference = _object(value, "inference")
     if not isinstance(inference.get("ran"), bool) or inference.get("reason") not in REASONS:
         raise Malformed(f"inference is not {{ran: true|false, reason: {'|'.join(REASONS)}}}")
-    return {"ran": inference["ran"], "reason": inference["reason"]}
+    checked: InferenceJson = {"ran": inference["ran"], "reason": inference["reason"]}
+    regions = inference.get("regions")
+    if regions is not None:
+        if not isinstance(regions, list) or len(regions) > MAX_MOTION:
+            raise Malformed(f"inference.regions is not a list of boxes (at most {MAX_MOTION})")
+        checked["regions"] = [_box(box, "inference.regions") for box in regions]
+    return checked
 
 
 def _motion(value: Any) -> list[list[float]] | None:

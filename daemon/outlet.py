@@ -22,6 +22,7 @@ from detectord.contract import discovery as ha_discovery
 from detectord.contract.broker import retained
 from detectord.contract.homeassistant import status_topic
 from detectord.contract.link import CameraLink
+from detectord.contract.payloads import InferenceJson
 from detectord.contract.scene import build_event, build_zones, count_payload, occupancy_payload
 from detectord.daemon.config import MqttConfig
 from detectord.daemon.frame_record import FrameMotion
@@ -46,6 +47,14 @@ def client_id_for(mqtt: MqttConfig, camera: str, solo: bool) -> str:
     if not mqtt.client_id:
         return f"detectord-{camera}"
     return mqtt.client_id if solo else f"{mqtt.client_id}-{camera}"
+
+
+def inference_json(result: FrameResult) -> InferenceJson:
+    """Whether the model ran on the frame, why, and where it looked when not at the whole frame."""
+    inference: InferenceJson = {"ran": result.reason.model_ran, "reason": result.reason.label}
+    if result.regions is not None:
+        inference["regions"] = [list(region) for region in result.regions]
+    return inference
 
 
 class Outlet:
@@ -176,7 +185,7 @@ class Outlet:
             model={"name": model.info.name, "precision": model.info.precision, "device": model.info.device},
             detections=result.contract_detections(model.categories),
             main_person=result.contract_main_person(),
-            inference={"ran": result.reason.model_ran, "reason": result.reason.label},
+            inference=inference_json(result),
             motion=None if motion is None or not motion.computed else motion.boxes.tolist(),
         )
         try:

@@ -22,6 +22,7 @@ import numpy as np
 from detectord.contract import Detection
 from detectord.daemon.gating import Reason
 from detectord.detection import Detections, MainPerson, ModelInfo, label_name
+from detectord.detection.regions import MAX_REGIONS, Region
 from detectord.ipc import (
     Field,
     FrameRef,
@@ -49,6 +50,7 @@ _SCALARS = {
     "main_index": "<i4",
     "track_id": "<i8",
     "reason": "|i1",
+    "region_count": "<i4",
 }
 
 
@@ -59,7 +61,12 @@ def result_layout(max_detections: int) -> SlotLayout:
     the first ``count`` rows are meaningful. Timestamps are epoch seconds.
     """
     n = max_detections
-    arrays = (Field("boxes", "<f4", (n, 4)), Field("scores", "<f4", (n,)), Field("labels", "<i4", (n,)))
+    arrays = (
+        Field("boxes", "<f4", (n, 4)),
+        Field("scores", "<f4", (n,)),
+        Field("labels", "<i4", (n,)),
+        Field("regions", "<i4", (MAX_REGIONS, 4)),
+    )
     return SlotLayout("results", tuple(Field(name, dtype) for name, dtype in _SCALARS.items()) + arrays)
 
 
@@ -90,6 +97,8 @@ class FrameResult:
     reason: Reason
     """Why the frame came: the model ran on it (motion, tracking, keep-alive, ungated) or did not (idle: the
     detections are the last run's on this camera)."""
+    regions: tuple[Region, ...] | None = None
+    """Where in the frame the model looked (``detection/regions.py``); None: the whole frame, or nowhere."""
 
     @property
     def main_person(self) -> MainPerson | None:
@@ -172,6 +181,7 @@ def write_result(
     inference: tuple[float, float],
     reason: Reason,
     native: FrameRef | None = None,
+    regions: Sequence[Region] | None = None,
 ) -> int:
     """Fill a claimed slot with ``frame``'s detections, hand the frame's pin over, publish; returns the sequence.
 
@@ -180,7 +190,8 @@ def write_result(
     visible, so the downstream stage always finds the frame intact.
     Detections come best first, so keeping the first ``capacity`` keeps the
     best. ``inference`` is (start, end), epoch seconds; ``reason`` why the frame came (``gating.Reason``);
-    ``native`` the frame's full frame, whose pin the caller handed over already.
+    ``native`` the frame's full frame, whose pin the caller handed over already; ``regions`` where the model
+    looked (None: the whole frame).
     """
     capacity = slot["scores"].shape[0]
     count = min(len(detections), capacity)
@@ -188,6 +199,8 @@ def write_result(
     slot["scores"][:count] = detections.scores[:count]
     slot["labels"][:count] = detections.labels[:count]
     main_index = main.index if main is not None and main.index < count else -1
+    if regions is not None:
+        slot["regions"][: len(regions)] = regions
     fields = {
         "camera": camera,
         "frame_id": frame.frame_id,
@@ -203,6 +216,7 @@ def write_result(
         "main_index": main_index,
         "track_id": main.track_id if main_index >= 0 and main is not None else -1,
         "reason": int(reason),
+        "region_count": -1 if regions is None else len(regions),
     }
     reader, downstream = handover
     reader.hand_over([frame], to=downstream)
@@ -229,7 +243,15 @@ def read_result(ref: SlotRef) -> FrameResult:
         main_index=ref["main_index"],
         track_id=ref["track_id"],
         reason=Reason(int(ref["reason"])),
+        regions=_regions(ref),
     )
+
+
+def _regions(ref: SlotRef) -> tuple[Region, ...] | None:
+    count = int(ref["region_count"])
+    if count < 0:
+        return None
+    return tuple((int(x1), int(y1), int(x2), int(y2)) for x1, y1, x2, y2 in ref["regions"][:count])
 
 
 @dataclass(frozen=True)

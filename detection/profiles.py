@@ -55,6 +55,12 @@ class InferenceProfile:
             return min(width, height), max(width, height)
         return self.min_size, self.max_size
 
+    def scale(self, frame_size: tuple[int, int]) -> float:
+        """How much the model's transform resizes frames of ``frame_size`` (torchvision's rule: the shorter
+        side to ``min_size`` unless the longer one would pass ``max_size``)."""
+        min_size, max_size = self.input_size(frame_size)
+        return min(min_size / min(frame_size), max_size / max(frame_size))
+
 
 PROFILES: dict[str, InferenceProfile] = {
     p.name: p

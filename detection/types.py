@@ -52,7 +52,14 @@ class ModelInfo:
 
 
 class FrameDetector(Protocol):
-    """Anything the inference stage can run: a real torchvision detector or a test double."""
+    """Anything the inference stage can run: a real torchvision detector or a test double.
+
+    A detector that can also look at parts of a frame (``detection/regions.py``) has
+    ``detect_crops(crops, frame_size) -> list[Detections]``: each crop is a part of a frame of
+    ``frame_size`` (width, height), searched at the scale that detector gives whole frames of that size (so
+    a person is found in a crop as in the frame), its boxes in the crop's pixels. The inference stage looks
+    for that method; without it, the model sees whole frames only.
+    """
 
     info: ModelInfo
     categories: tuple[str, ...]

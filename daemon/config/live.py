@@ -179,6 +179,9 @@ class DetectConfig:
     idle_fps: float = 1.0
     """Frames published per second of a camera the model is idle on (marked: the model did not run on them),
     so that the viewer stays live."""
+    regions: bool = True
+    """Look at the parts of a gated frame that moved (and the people there) rather than at the whole frame,
+    where the detector can (``detection/regions.py``); keep-alive looks are always whole."""
 
     def __post_init__(self) -> None:
         for key, value, low, high in (

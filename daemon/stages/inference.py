@@ -28,7 +28,16 @@ from detectord.daemon.gating import Gate, Reason
 from detectord.daemon.pipeline.ringset import WAIT_STEP_S, RingHandles, claim
 from detectord.daemon.pipeline.telemetry import StageMeter
 from detectord.daemon.results import LoadedModel, write_result
-from detectord.detection import Detections, FrameDetector, MainPerson, MainPersonConfig, MainPersonTracker, registry
+from detectord.detection import (
+    PERSON,
+    Detections,
+    FrameDetector,
+    MainPerson,
+    MainPersonConfig,
+    MainPersonTracker,
+    regions,
+    registry,
+)
 from detectord.ipc import EndOfStream, FrameRef, FrameRing, RingMode, RingReader, RingWriter, wait_any
 
 log = logging.getLogger(__name__)
@@ -124,6 +133,10 @@ class _Worker:
         self.cameras: list[_Camera] = []
         scores = registry.scores_of(settings.model.name)
         threshold = scores.threshold(settings.person_threshold, scores.events)
+        self.person_threshold = threshold
+        self.crops = getattr(detector, "detect_crops", None) if settings.detect.regions else None
+        """The detector's ``detect_crops`` where regions are on and it has one: gated frames are then looked at
+        where they moved (``detection/regions.py``)."""
         for index, camera in enumerate(rings.cameras):
             ring = camera.attach()
             tracker = MainPersonTracker(settings.main_person[index], scores)
@@ -207,22 +220,32 @@ class _Worker:
         return taken
 
     def run(self, stop: Event, taken: list[Taken]) -> None:
-        """Detect on the frames that need the model (one call per frame size), then hand every frame on with
-        its result, in order; a frame the model skips goes with the last run's detections."""
+        """Detect on the frames that need the model (whole frames one call per frame size, regions one call
+        per frame), then hand every frame on with its result, in order; a frame the model skips goes with the
+        last run's detections."""
         started, clock = time.time(), time.perf_counter()
-        found: dict[int, Detections] = {}
+        found: dict[int, tuple[Detections, list[regions.Region] | None]] = {}
         to_model = [(camera, ref) for camera, ref, reason in taken if reason.model_ran]
-        for size, group in _by_size(to_model).items():
+        whole = []
+        for camera, ref, reason in taken:
+            planned = self._regions(camera, ref, reason) if reason.model_ran else None
+            if planned is not None and self.crops is not None and camera.last is not None:
+                crops = [ref.pixels[y1:y2, x1:x2] for x1, y1, x2, y2 in planned]
+                found[id(ref)] = (regions.combine(self.crops(crops, camera.size), planned, camera.last[0]), planned)
+            elif reason.model_ran:
+                whole.append((camera, ref))
+        for size, group in _by_size(whole).items():
             set_size = getattr(self.detector, "set_frame_size", None)
             if set_size is not None:
                 set_size(size)
             for (_, ref), detections in zip(group, self.detector([ref.pixels for _, ref in group]), strict=True):
-                found[id(ref)] = detections
+                found[id(ref)] = (detections, None)
         finished, busy = time.time(), time.perf_counter() - clock
         for camera, ref, reason in taken:
             now = ref.pts if self.lossless else ref.capture_ts
+            looked: list[regions.Region] | None = None
             if reason.model_ran:
-                detections = found[id(ref)]
+                detections, looked = found[id(ref)]
                 camera.last = (detections, camera.tracker.update(detections, now))
                 camera.gate.ran(now, detections, read_motion(ref).seq)
                 camera.ran += 1
@@ -241,10 +264,24 @@ class _Worker:
             if full is not None and camera.native is not None:
                 camera.native[1].hand_over([full], to=self.rings.downstream)
             handover = (camera.reader, self.rings.downstream)
-            write_result(self.writer, slot, camera.index, ref, handover, *camera.last, timing, reason, full)
+            write_result(self.writer, slot, camera.index, ref, handover, *camera.last, timing, reason, full, looked)
         ran = [camera.name for camera, _ in to_model]
         self.meter.add(len(ran), busy, ran)
         self.meter.gating = {camera.name: (camera.looked, camera.moved, camera.ran) for camera in self.cameras}
+
+    def _regions(self, camera: _Camera, ref: FrameRef, reason: Reason) -> list[regions.Region] | None:
+        """Where the model looks in a gated frame: around its motion (``MOTION``) or the people the last run
+        found (``TRACKING``); None: the whole frame (a keep-alive, no motion in this very frame, too much)."""
+        if self.crops is None or camera.last is None:
+            return None
+        last = camera.last[0]
+        if reason is Reason.MOTION:
+            moved = read_motion(ref).boxes
+        elif reason is Reason.TRACKING:
+            moved = last.boxes[(last.labels == PERSON) & (last.scores >= self.person_threshold)]
+        else:
+            return None
+        return regions.plan(camera.size, moved, last.boxes)
 
     def release(self, taken: list[Taken]) -> None:
         for camera, ref, _ in taken:

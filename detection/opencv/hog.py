@@ -42,6 +42,8 @@ from detectord.detection.types import PERSON, Detections, ModelInfo
 
 ANALYSIS_HEIGHT = 480
 """Frames are searched at this height: the 128-pixel window is then a person 27% of the frame tall."""
+WINDOW = (64, 128)
+"""The detection window (width, height) in search pixels: nothing smaller is searched."""
 WINDOW_MARGIN = (0.25, 0.125)
 """The detection window's margin around the person, as fractions of its width and height (each side)."""
 MERGE_IOU = 0.5
@@ -129,19 +131,31 @@ class HogPeopleDetector:
         self._hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32))
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[Detections]:
-        return [self._detect(frame) for frame in frames]
+        return [self._detect(frame, self.search_size) for frame in frames]
 
-    def _detect(self, frame: np.ndarray) -> Detections:
+    def detect_crops(self, crops: Sequence[np.ndarray], frame_size: tuple[int, int]) -> list[Detections]:
+        """Parts of frames of ``frame_size``, each searched at the scale its whole frame would be: the same
+        person is the same number of search pixels tall in the crop as in the frame."""
+        scale = ANALYSIS_HEIGHT / frame_size[1]
+        found = []
+        for crop in crops:
+            height, width = crop.shape[:2]
+            search = (round(width * scale), round(height * scale))
+            fits = search[0] >= WINDOW[0] and search[1] >= WINDOW[1]
+            found.append(self._detect(crop, search) if fits else Detections.empty())
+        return found
+
+    def _detect(self, frame: np.ndarray, search_size: tuple[int, int]) -> Detections:
         height, width = frame.shape[:2]
-        interpolation = cv2.INTER_LINEAR if self.scale >= 1 else cv2.INTER_AREA
-        search = cv2.resize(np.ascontiguousarray(frame), self.search_size, interpolation=interpolation)
+        interpolation = cv2.INTER_LINEAR if search_size[1] >= height else cv2.INTER_AREA
+        search = cv2.resize(np.ascontiguousarray(frame), search_size, interpolation=interpolation)
         rects, margins = self._hog.detectMultiScale(search, winStride=(8, 8), padding=(8, 8), scale=1.05)
         if len(rects) == 0:
             return Detections.empty()
         found = np.asarray(rects, np.float32).reshape(-1, 4)
         boxes = fit_to_person(np.concatenate([found[:, :2], found[:, :2] + found[:, 2:]], axis=1))
-        boxes[:, [0, 2]] *= width / self.search_size[0]
-        boxes[:, [1, 3]] *= height / self.search_size[1]
+        boxes[:, [0, 2]] *= width / search_size[0]
+        boxes[:, [1, 3]] *= height / search_size[1]
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
         scores = margin_to_score(np.asarray(margins, np.float32).reshape(-1))

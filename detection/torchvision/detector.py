@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -71,3 +73,28 @@ class Detector:
             batch = frames_to_batch(frames, self.device, torch.float32)
             outputs = self.model(list(batch))
         return [to_detections(o) for o in outputs]
+
+
+class CropDetector(Detector):
+    """A detector that also looks at parts of frames (``FrameDetector.detect_crops``).
+
+    Each crop goes through the model alone, with the transform set so that it
+    is scaled as its whole frame would be (``InferenceProfile.scale``): with
+    the native profiles a crop is not resized at all. Not for detectors that
+    run at one fixed input size (SSDlite: a crop would be enlarged to it and
+    cost a whole frame) or that compile one graph per input shape (int8-static).
+    """
+
+    def detect_crops(self, crops: Sequence[np.ndarray], frame_size: tuple[int, int]) -> list[Detections]:
+        scale = self.profile.scale(frame_size)
+        transform: Any = self.model.transform
+        found = []
+        try:
+            for crop in crops:
+                height, width = crop.shape[:2]
+                transform.min_size = (max(1, round(min(width, height) * scale)),)
+                transform.max_size = math.ceil(max(width, height) * scale) + 1
+                found += self([crop])
+        finally:
+            self.set_frame_size(frame_size)
+        return found

@@ -23,7 +23,7 @@ from detectord.detection.profiles import InferenceProfile, builder_kwargs, get_p
 from detectord.detection.registry import DEFAULT_MODEL, TORCHVISION, family
 from detectord.detection.types import ModelInfo
 
-from .detector import Detector
+from .detector import CropDetector, Detector
 from .labels import COCO_CATEGORIES
 from .precision import Precision, apply_precision
 from .quantization import calibrate
@@ -215,7 +215,8 @@ def load_detector(
     info = ModelInfo(
         name=name, weights=described, precision=scheme.name, device=str(target), profile=chosen.name, reason=reason
     )
-    detector = Detector(model, info, target, chosen)
+    crops = scheme.scheme != "int8-static" and family(name).kind != "fixed_size"
+    detector = (CropDetector if crops else Detector)(model, info, target, chosen)
     if scheme.scheme == "int8-static":  # compiled on its first frame: now, not when the first camera frame waits
         detector([np.zeros((frame_size[1], frame_size[0], 3), np.uint8)])
     log.info(

@@ -25,16 +25,20 @@ from detectord.contract import (
 BOX = (10.0, 20.0, 110.0, 220.0)
 
 
+def _builder_args() -> dict[str, Any]:
+    return {
+        "camera": "front",
+        "frame_id": 7,
+        "size": (427, 240),
+        "ts": {"capture": 1.0, "inference_start": 1.1, "inference_end": 1.2, "publish": 1.3},
+        "model": {"name": "m", "precision": "fp32", "device": "cpu", "weights": "not published"},
+        "detections": [Detection("car", 3, 0.5, (1, 2, 3, 4)), Detection("person", 1, 0.987654, BOX)],
+        "main_person": (1, 4),
+    }
+
+
 def _detections(**overrides: Any) -> dict[str, Any]:
-    message = build_detections(
-        camera="front",
-        frame_id=7,
-        size=(427, 240),
-        ts={"capture": 1.0, "inference_start": 1.1, "inference_end": 1.2, "publish": 1.3},
-        model={"name": "m", "precision": "fp32", "device": "cpu", "weights": "not published"},
-        detections=[Detection("car", 3, 0.5, (1, 2, 3, 4)), Detection("person", 1, 0.987654, BOX)],
-        main_person=(1, 4),
-    )
+    message = build_detections(**_builder_args())
     message.update(overrides)
     return message
 
@@ -84,11 +88,22 @@ def test_another_payload_version_is_refused() -> None:
         {"main_person": {"index": None, "box": list(BOX), "score": 0.9, "track_id": 1}},
         {"main_person": {"box": [1, 2, 3], "score": 0.9, "track_id": 1}},
         {"ts": {"capture": float("nan")}},
+        {"inference": {"ran": True, "reason": "motion", "regions": "all"}},
+        {"inference": {"ran": True, "reason": "motion", "regions": [[1, 2, 3]]}},
     ],
 )
 def test_a_detections_message_that_breaks_the_contract_is_malformed(change: dict[str, Any]) -> None:
     with pytest.raises(Malformed):
         parse_detections(json.dumps(_detections(**change)).encode())
+
+
+def test_where_the_model_looked_travels_with_the_frame_and_its_absence_means_the_whole_frame() -> None:
+    regions = {"ran": True, "reason": "motion", "regions": [[16, 0, 128.0, 96]]}
+    message = build_detections(**_builder_args(), inference=regions)  # type: ignore[arg-type]
+    assert message["inference"]["regions"] == [[16.0, 0.0, 128.0, 96.0]]
+    assert parse_detections(json.dumps(message).encode())["inference"] == regions
+    whole = parse_detections(json.dumps(_detections(inference={"ran": True, "reason": "keepalive"})).encode())
+    assert whole["inference"] == {"ran": True, "reason": "keepalive"}
 
 
 def test_a_v1_publisher_written_before_main_person_index_is_understood() -> None:

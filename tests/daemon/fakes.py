@@ -59,8 +59,19 @@ class BlobDetector(BrightBoxDetector):
         return out
 
 
+class RegionBlobDetector(BlobDetector):
+    """The blob detector that also looks at parts of frames (regions): the same rectangles, crop pixels."""
+
+    def detect_crops(self, crops: Sequence[np.ndarray], frame_size: tuple[int, int]) -> list[Detections]:
+        return self(crops)
+
+
 def blob_factory(config: ModelConfig, frame_size: tuple[int, int]) -> BlobDetector:
     return BlobDetector()
+
+
+def region_blob_factory(config: ModelConfig, frame_size: tuple[int, int]) -> RegionBlobDetector:
+    return RegionBlobDetector()
 
 
 def failing_factory(config: ModelConfig, frame_size: tuple[int, int]) -> BrightBoxDetector:

@@ -1,7 +1,8 @@
 """Run the live daemon with a test-double detector: ``python -m tests.daemon.live_runner FACTORY ARGS…``.
 
 FACTORY is ``bright`` (finds the synthetic video's rectangle), ``blobs``
-(every rectangle of the scripted event videos is a person), ``slow`` (the
+(every rectangle of the scripted event videos is a person), ``region-blobs``
+(the same, and it looks at regions of frames too), ``slow`` (the
 same, a tenth of a second per call) or ``stuck`` (answers a few frames, then
 hangs like a wedged GPU driver). ARGS are the
 daemon's own command-line flags, parsed by its own parser. The command
@@ -17,9 +18,15 @@ from detectord.daemon.cli import get_args_parser, live_config
 from detectord.daemon.live import run_daemon
 from detectord.daemon.logs import configure_logging
 
-from .fakes import blob_factory, bright_box_factory, slow_factory, stuck_factory
+from .fakes import blob_factory, bright_box_factory, region_blob_factory, slow_factory, stuck_factory
 
-FACTORIES = {"blobs": blob_factory, "bright": bright_box_factory, "stuck": stuck_factory, "slow": slow_factory}
+FACTORIES = {
+    "blobs": blob_factory,
+    "region-blobs": region_blob_factory,
+    "bright": bright_box_factory,
+    "stuck": stuck_factory,
+    "slow": slow_factory,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -37,7 +37,10 @@ def test_a_record_round_trips_and_its_frame_is_handed_to_the_downstream_reader()
         result_slot = result_writer.claim(timeout=1)
         assert result_slot is not None
         handover = (inference, downstream_reader)
-        write_result(result_writer, result_slot, 2, frame, handover, found, main, (2.0, 2.5), Reason.TRACKING)
+        looked = [(0, 16, 96, 112), (160, 0, 256, 96)]
+        write_result(
+            result_writer, result_slot, 2, frame, handover, found, main, (2.0, 2.5), Reason.TRACKING, None, looked
+        )
         (ref,) = results.reader(0).read(1, timeout=1)
         result = read_result(ref)
         ref.release()
@@ -50,6 +53,7 @@ def test_a_record_round_trips_and_its_frame_is_handed_to_the_downstream_reader()
         )
         assert len(result.detections) == 5, "capacity keeps the best (first) detections"
         assert result.reason is Reason.TRACKING and result.reason.model_ran
+        assert result.regions == tuple(looked), "where the model looked"
         assert result.main_person == MainPerson(1, (5.0, 6.0, 50.0, 60.0), float(np.float32(0.8)), 3)
         assert frames.stats().readers[inference_reader].pinned == 0, "the pin left inference"
         with downstream.adopt(result.frame_slot, result.frame_seq) as adopted:

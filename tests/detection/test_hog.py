@@ -10,6 +10,8 @@ import pytest
 
 from detectord.detection import PERSON, DetectorOptions, ModelOptionError, check_options
 from detectord.detection.opencv.hog import WINDOW_MARGIN, HogPeopleDetector, margin_to_score, merge_overlapping
+from detectord.detection.regions import combine, plan
+from detectord.detection.tracking import box_iou
 
 SAMPLES = Path("/usr/share/doc/opencv-doc/examples/data")
 PEDESTRIANS = SAMPLES / "vtest.avi"
@@ -118,3 +120,26 @@ def test_options_that_do_not_apply_are_refused_naming_the_option(
     with pytest.raises(ModelOptionError) as raised:
         check_options(DetectorOptions(name="hog-people", weights=weights, device=device, precision=precision))
     assert raised.value.option == option
+
+
+def test_a_person_is_found_in_a_region_around_them_as_in_the_whole_frame(detector: HogPeopleDetector) -> None:
+    """Regions (``detection/regions.py``) are searched at the whole frame's scale: the person the whole frame
+    shows is in the region's result, where the whole frame has them."""
+    found = matched = 0
+    for frame in frames(PEDESTRIANS, 40):
+        (whole,) = detector([frame])
+        best = whole.boxes[:1][whole.scores[:1] >= 0.5]
+        if not len(best):
+            continue
+        regions = plan(SIZE, best, np.zeros((0, 4), np.float32))
+        assert regions is not None
+        crops = [frame[y1:y2, x1:x2] for x1, y1, x2, y2 in regions]
+        looked = combine(detector.detect_crops(crops, SIZE), regions, None)
+        found += 1
+        matched += bool(len(looked)) and box_iou(best, looked.boxes).max() >= 0.7
+    assert found >= 20 and matched >= 0.8 * found, f"{matched} of {found}"
+
+
+def test_a_crop_smaller_than_the_window_finds_nothing_rather_than_failing(detector: HogPeopleDetector) -> None:
+    (frame,) = frames(PEDESTRIANS, 1)
+    assert [len(d) for d in detector.detect_crops([frame[:20, :20]], SIZE)] == [0]

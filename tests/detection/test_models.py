@@ -14,7 +14,7 @@ from torchvision.models._api import WeightsEnum
 
 from detectord.detection import DETECTORS, PROFILES, WeightsError
 from detectord.detection.registry import TORCHVISION
-from detectord.detection.torchvision.detector import frames_to_batch
+from detectord.detection.torchvision.detector import CropDetector, frames_to_batch
 from detectord.detection.torchvision.models import build_model, load_detector, resolve_device
 
 
@@ -125,6 +125,27 @@ def test_profiles_set_the_size_the_model_really_runs_at(profile: str, expected: 
     rpn = detector.model.rpn
     assert rpn._post_nms_top_n["testing"] == PROFILES[profile].rpn_post_nms_top_n
     assert detector.model.roi_heads.score_thresh == PROFILES[profile].score_threshold
+
+
+@pytest.mark.parametrize(("profile", "expected"), [("default", (128, 160)), ("reference", (384, 512))])
+def test_a_crop_runs_at_its_frame_s_scale_and_the_whole_frame_size_comes_back(
+    profile: str, expected: tuple[int, int]
+) -> None:
+    detector = load_detector(weights="random", device="cpu", profile=profile, frame_size=FRAME, precision="fp32")
+    assert isinstance(detector, CropDetector)
+    seen: list[tuple[int, ...]] = []
+    detector.model.backbone.register_forward_pre_hook(lambda _, args: seen.append(tuple(args[0].shape[2:])))
+    frame = np.random.default_rng(0).integers(0, 256, (240, 427, 3), dtype=np.uint8)
+    (found,) = detector.detect_crops([frame[40:160, 100:260]], FRAME)
+    assert seen == [expected], "120x160 at the frame's scale (x3.12 for reference), padded to 32"
+    assert (found.boxes[:, [0, 2]] <= 160).all() and (found.boxes[:, [1, 3]] <= 120).all(), "crop pixels"
+    images, _ = detector.model.transform([torch.zeros(3, 240, 427)])
+    assert tuple(images.image_sizes[0]) == ((240, 427) if profile == "default" else (749, 1333))
+
+
+def test_detectors_that_run_at_one_input_size_see_whole_frames_only() -> None:
+    detector = load_detector("ssdlite320_mobilenet_v3_large", weights="random", device="cpu", frame_size=FRAME)
+    assert not hasattr(detector, "detect_crops")
 
 
 def test_score_threshold_overrides_the_profile() -> None:

@@ -362,7 +362,8 @@ def test_the_page_shows_occupancy_counts_events_with_thumbnails_and_draws_zones(
     def shown() -> dict | None:
         scene = browser.execute_script(SCENE, "front")
         ended = scene and any(e["type"] == "end" and e["crop"] for e in scene["events"])
-        return scene if ended and len(scene["events"]) == 2 and "door" in scene["count"] else None
+        counted = ended and "door" in scene["count"] and "in view" in scene["count"]  # the frame came last
+        return scene if counted and len(scene["events"]) == 2 else None
 
     scene = _wait(shown)
     assert scene is not None, (browser.execute_script(SCENE, "front"), viewer.log.read_text())
@@ -415,7 +416,7 @@ def test_a_still_camera_stays_live_marked_idle_and_motion_and_its_mask_can_be_sh
     assert _wait(lambda: browser.execute_script(STILL, "front")["frame"] == "2"), "frames keep coming"
 
     browser.find_element("id", "show-motion").click()
-    moving = {"ran": True, "reason": "motion"}
+    moving = {"ran": True, "reason": "motion", "regions": [[272.0, 80.0, 400.0, 224.0]]}
     publish_frame(mqtt, "front", 3, [200.0, 20.0, 260.0, 200.0], jpeg(value=0), inference=moving,
                   motion=[[300.0, 100.0, 380.0, 200.0]])  # fmt: skip
     state = _wait(lambda: (st := browser.execute_script(STILL, "front")) and st["frame"] == "3" and st)
@@ -424,6 +425,8 @@ def test_a_still_camera_stays_live_marked_idle_and_motion_and_its_mask_can_be_sh
     assert mask[0] > open_[0] + 30, f"the mask is drawn over the picture: {mask} vs {open_}"
     edge = [browser.execute_script(PIXEL, "front", 300, y) for y in range(140, 160)]  # a dashed line
     assert max(p[0] for p in edge) > 100 and max(p[2] for p in edge) > 80, f"the motion box is drawn: {edge}"
+    looked = [browser.execute_script(PIXEL, "front", 272, y) for y in range(140, 150)]
+    assert all(p[2] > 80 and p[2] > p[0] + 50 for p in looked), f"where the model looked: {looked}"
 
 
 def test_metrics_parse_as_prometheus_exposition_and_follow_the_stats(viewer: Viewer, mqtt: Subscriber) -> None:
@@ -442,10 +445,10 @@ def test_metrics_parse_as_prometheus_exposition_and_follow_the_stats(viewer: Vie
             for sample in family.samples
         }
 
-    samples = _wait(lambda: (found := scraped()) and (("detectord_events_started_total", (("camera", "front"),))
-                                                       in found) and found)  # fmt: skip
-    assert samples, scraped()
     front = (("camera", "front"),)
+    heard = [("detectord_events_started_total", front), ("detectord_people", front), ("detectord_occupancy", front)]
+    samples = _wait(lambda: (found := scraped()) and all(key in found for key in heard) and found)  # every message
+    assert samples, scraped()
     assert samples[("detectord_up", front)] == 1.0
     assert samples[("detectord_people", front)] == 2.0 and samples[("detectord_occupancy", front)] == 1.0
     assert samples[("detectord_stage_fps", (("camera", "front"), ("stage", "inference")))] == 3.5

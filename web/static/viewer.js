@@ -16,6 +16,7 @@ const picker = document.getElementById("picker");
 const showMotion = document.getElementById("show-motion");
 const MOTION_COLOR = "rgba(255, 60, 200, 0.9)";
 const MASK_FILL = "rgba(120, 120, 120, 0.45)";
+const REGION_COLOR = "rgba(60, 220, 255, 0.9)";
 const connection = document.getElementById("connection");
 let pending = null;   // a frame's or an event's JSON whose JPEG is the next binary message
 
@@ -165,7 +166,8 @@ function drawZones(cam, width, height) {
   }
 }
 
-// The motion mask (greyed: motion there is ignored), then where this frame moved.
+// The motion mask (greyed: motion there is ignored), where this frame moved (dashed), and where the model
+// looked when it looked at regions only (solid).
 function drawMotion(cam, frame, width, height) {
   const ctx = cam.ctx;
   const zones = cam.scene.zones;
@@ -186,6 +188,10 @@ function drawMotion(cam, frame, width, height) {
   ctx.strokeStyle = MOTION_COLOR;
   for (const [x1, y1, x2, y2] of frame.motion || []) ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
   ctx.setLineDash([]);
+  ctx.strokeStyle = REGION_COLOR;
+  for (const [x1, y1, x2, y2] of (frame.inference && frame.inference.regions) || []) {
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+  }
 }
 
 function median(values) {
