@@ -40,6 +40,9 @@ class GatingStats(TypedDict):
     model_share: float | None
     model_s_saved: float
     """Seconds of model time the frames it did not run on would have cost."""
+    model_area: float | None
+    """The mean share of the picture a model run looked at (1: whole frames; less: regions); None before the
+    first run, and from a publisher that predates regions."""
 
 
 class StatsMessage(TypedDict):
@@ -173,6 +176,7 @@ def _gating(value: Any) -> GatingStats | None:
         "motion_fps": _number(gating.get("motion_fps"), "gating.motion_fps"),
         "model_share": _optional_number(gating.get("model_share"), "gating.model_share"),
         "model_s_saved": _number(gating.get("model_s_saved"), "gating.model_s_saved"),
+        "model_area": _optional_number(gating.get("model_area"), "gating.model_area"),
     }
 
 

@@ -239,9 +239,11 @@ class Daemon(Job):
         if not self.config.motion_of(self.cameras[camera]).enabled:
             return None
         reports = [self.supervisor.reports[name] for name in self.inference_stages if name in self.supervisor.reports]
-        looked, moved, ran = (sum(r.gating.get(camera, (0, 0, 0))[i] for r in reports) for i in range(3))
+        counters = [r.gating.get(camera, (0, 0, 0, 0.0)) for r in reports]
+        looked, moved, ran = (sum(int(c[i]) for c in counters) for i in range(3))
         frames, busy = sum(r.frames for r in reports), sum(r.busy_s for r in reports)
-        return self.gating[camera].describe(looked, moved, ran, busy / frames if frames else 0.0)
+        summed = (looked, moved, ran, sum(c[3] for c in counters))
+        return self.gating[camera].describe(summed, busy / frames if frames else 0.0)
 
     def _progressing(self, now: float) -> bool:
         """Whether the pipeline is alive: every running stage reports, and inference keeps up with every camera.

@@ -66,6 +66,11 @@ class HubCollector(Collector):
             "Model time the frames it did not run on would have cost.",
             labels=["camera"],
         )
+        area = GaugeMetricFamily(
+            "detectord_model_area",
+            "Mean share of the picture a model run looked at (1: whole frames; less: regions).",
+            labels=["camera"],
+        )
         for name, camera in sorted(self.hub.cameras.items()):
             up.add_metric([name], 1.0 if camera.status == "online" else 0.0)
             scene = camera.scene
@@ -97,8 +102,10 @@ class HubCollector(Collector):
                 model_frames.add_metric([name], float(gating["model_frames"]))
                 gated_frames.add_metric([name], float(gating["frames"]))
                 saved.add_metric([name], gating["model_s_saved"])
+                if gating["model_area"] is not None:
+                    area.add_metric([name], gating["model_area"])
         yield from (up, fps, frames, dropped, latency, cpu, memory, people, occupancy, started)
-        yield from (model_frames, gated_frames, saved)
+        yield from (model_frames, gated_frames, saved, area)
 
 
 def registry_for(hub: Hub) -> CollectorRegistry:

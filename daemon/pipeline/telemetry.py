@@ -23,6 +23,10 @@ import psutil
 
 from detectord.ipc import RingStats
 
+Gating = tuple[int, int, int, float]
+"""One camera's gating counters since start: newest frames looked at, those with motion, those the model ran on,
+and the frames' worth of pixels the model looked at in them."""
+
 
 @dataclass(frozen=True)
 class StageReport:
@@ -42,8 +46,9 @@ class StageReport:
     """Sent once, with the ready report: what the stage's readers need to know (picklable)."""
     counts: dict[str, int] = field(default_factory=dict)
     """Frames finished per camera, for a stage that serves several."""
-    gating: dict[str, tuple[int, int, int]] = field(default_factory=dict)
-    """Inference, per camera: newest frames looked at, those with motion, those the model ran on."""
+    gating: dict[str, Gating] = field(default_factory=dict)
+    """Inference, per camera: newest frames looked at, those with motion, those the model ran on, and the frames'
+    worth of pixels it looked at in those (regions: less than one a run)."""
 
 
 class StageMeter:
@@ -59,7 +64,7 @@ class StageMeter:
         self._last = 0.0
         self.status = ""
         self.counts: dict[str, int] = {}
-        self.gating: dict[str, tuple[int, int, int]] = {}
+        self.gating: dict[str, Gating] = {}
 
     def ready(self, announcement: Any = None) -> None:
         self._ready = True
@@ -191,9 +196,10 @@ class GatingRates:
 
     _last: tuple[float, int, int, int] | None = None
 
-    def describe(self, looked: int, moved: int, ran: int, seconds_per_frame: float) -> dict[str, Any]:
-        """From the counters since start (frames looked at, with motion, the model ran on) and the model's
-        mean seconds a frame: the ``gating`` section of the stats."""
+    def describe(self, counters: Gating, seconds_per_frame: float) -> dict[str, Any]:
+        """From the counters since start (``Gating``) and the model's mean seconds a frame: the ``gating``
+        section of the stats."""
+        looked, moved, ran, area = counters
         now = time.monotonic()
         then, _, before, _ = self._last or (now, looked, moved, ran)
         self._last = (now, looked, moved, ran)
@@ -204,6 +210,7 @@ class GatingRates:
             "motion_fps": round((moved - before) / (now - then), 2) if now > then and moved >= before else 0.0,
             "model_share": round(ran / looked, 3) if looked else None,
             "model_s_saved": round(max(looked - ran, 0) * seconds_per_frame, 1),
+            "model_area": round(area / ran, 3) if ran else None,
         }
 
 

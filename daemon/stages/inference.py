@@ -106,7 +106,9 @@ class _Camera:
     looked: int = 0
     moved: int = 0
     ran: int = 0
-    """Newest frames looked at, those with motion, those the model ran on (the stats' gating)."""
+    area: float = 0.0
+    """Newest frames looked at, those with motion, those the model ran on, and the frames' worth of pixels the
+    model looked at (the stats' gating)."""
 
 
 Taken = tuple[_Camera, FrameRef, Reason]
@@ -249,6 +251,7 @@ class _Worker:
                 camera.last = (detections, camera.tracker.update(detections, now))
                 camera.gate.ran(now, detections, read_motion(ref).seq)
                 camera.ran += 1
+                camera.area += _share(looked, camera.size)
                 timing = (started, finished)
             else:
                 camera.gate.sent(now)
@@ -267,12 +270,12 @@ class _Worker:
             write_result(self.writer, slot, camera.index, ref, handover, *camera.last, timing, reason, full, looked)
         ran = [camera.name for camera, _ in to_model]
         self.meter.add(len(ran), busy, ran)
-        self.meter.gating = {camera.name: (camera.looked, camera.moved, camera.ran) for camera in self.cameras}
+        self.meter.gating = {c.name: (c.looked, c.moved, c.ran, c.area) for c in self.cameras}
 
     def _regions(self, camera: _Camera, ref: FrameRef, reason: Reason) -> list[regions.Region] | None:
         """Where the model looks in a gated frame: around its motion (``MOTION``) or the people the last run
         found (``TRACKING``); None: the whole frame (a keep-alive, no motion in this very frame, too much)."""
-        if self.crops is None or camera.last is None:
+        if self.crops is None or camera.last is None or self.lossless:  # offline: the full run's boxes, reused
             return None
         last = camera.last[0]
         if reason is Reason.MOTION:
@@ -296,6 +299,13 @@ class _Worker:
             camera.ring.close()
             if camera.native is not None:
                 camera.native[0].close()
+
+
+def _share(looked: list[regions.Region] | None, size: tuple[int, int]) -> float:
+    """The share of a frame of ``size`` the model looked at: its regions', or all of it."""
+    if looked is None:
+        return 1.0
+    return sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in looked) / (size[0] * size[1])
 
 
 def _by_size(taken: list[tuple[_Camera, FrameRef]]) -> dict[tuple[int, int], list[tuple[_Camera, FrameRef]]]:

@@ -16,6 +16,7 @@ import pytest
 
 from detectord.contract import parse_detections, parse_stats
 from detectord.contract.scene import parse_event
+from detectord.detection.regions import WHOLE_SHARE
 
 from ..mqtt import Mosquitto, Subscriber
 from .conftest import stop_group
@@ -96,7 +97,7 @@ def test_the_model_runs_on_motion_rechecks_a_still_person_and_idles_on_a_still_s
     assert len(looked) >= len(walking) // 2, "the model looked where the person moved, not at the whole frame"
     for f in looked:
         area = sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in f["inference"]["regions"])
-        assert area <= 0.5 * f["size"][0] * f["size"][1], f["inference"]
+        assert area <= WHOLE_SHARE * f["size"][0] * f["size"][1], f["inference"]
         (person,) = [d["box"] for d in f["detections"]]  # 80x300 of 854x480, analysed at 427x240
         assert abs(person[2] - person[0] - 40) <= 3 and abs(person[3] - person[1] - 150) <= 3, "found whole"
     standing = during(4.5, 9.8)
@@ -125,6 +126,7 @@ def test_the_model_runs_on_motion_rechecks_a_still_person_and_idles_on_a_still_s
     assert b"ON" in [payload for _, payload in motion] and motion[-1][1] == b"OFF"
     stats = parse_stats(subscriber.on(f"{camera}/stats")[-1].payload)
     assert stats["gating"] is not None and 0 < (stats["gating"]["model_share"] or 1) < 0.8, stats["gating"]
+    assert 0 < (stats["gating"]["model_area"] or 1) < 1, "some looks were at regions, smaller than the frame"
     configs = {m.topic: json.loads(m.payload) for m in subscriber.on("/config") if m.payload and "/gnode/" in m.topic}
     sensor = configs[f"homeassistant/binary_sensor/gnode/{camera}_motion/config"]
     assert sensor["device_class"] == "motion" and sensor["state_topic"] == f"detector/{camera}/motion"

@@ -122,7 +122,9 @@ def stats(source_status: str = "streaming", inference_fps: float = 3.5) -> dict[
         mqtt={"connected": True, "connections": 1, "sent": 10},
         supervisor={"pid": 1233, "cpu_percent": 1.0, "rss_mb": 50.0, "uss_mb": 25.0},
         device={"cpu": "Some CPU", "cpu_flags": ["avx2"], "precision": "bf16", "reason": "auto: …"},
-    )
+        gating={"frames": 100, "motion_frames": 30, "model_frames": 40, "motion_fps": 1.0, "model_share": 0.4,
+                "model_s_saved": 6.0, "model_area": 0.25},
+    )  # fmt: skip
 
 
 def publish_frame(client: Subscriber, camera: str, frame_id: int, box: list[float], image: bytes, **kw: Any) -> None:

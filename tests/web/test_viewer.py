@@ -457,6 +457,7 @@ def test_metrics_parse_as_prometheus_exposition_and_follow_the_stats(viewer: Vie
     memory = (("camera", "front"), ("kind", "rss"), ("stage", "inference"))
     assert samples[("detectord_process_memory_bytes", memory)] == 900.0 * 2**20
     assert samples[("detectord_events_started_total", front)] == 1.0
+    assert samples[("detectord_model_frames_total", front)] == 40.0 and samples[("detectord_model_area", front)] == 0.25
 
 
 def test_metrics_keep_the_viewers_token_rule_or_their_own(tmp_path: Path, broker: Mosquitto) -> None:
