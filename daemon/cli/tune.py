@@ -12,9 +12,11 @@ import contextlib
 import datetime
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 from detectord.daemon.config import ConfigError, TuneConfig
 from detectord.daemon.stages.sources import probe_video, sample_video
@@ -58,7 +60,33 @@ def _write(path: Path, text: str | None = None, artifact: dict[str, object] | No
     return partial
 
 
+class _CtrlC:
+    """Ctrl-C raises KeyboardInterrupt as usual, and is remembered: where a library swallowed it (a fresh
+    checkout's first int8-static calibration once ran to the end after a SIGINT, exit 0), tune still stops at
+    its next step."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.pressed = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+
+
 def run_tune(config: TuneConfig) -> int:
+    ctrl_c = _CtrlC()
+    previous = signal.signal(signal.SIGINT, ctrl_c)
+    try:
+        return _tune(config, ctrl_c)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _tune(config: TuneConfig, ctrl_c: _CtrlC) -> int:
     model = config.model
     video = probe_video(config.video)
     device = resolve_device(model.device)
@@ -79,11 +107,13 @@ def run_tune(config: TuneConfig) -> int:
             )  # fmt: skip
             calibration = _write(artifact_path, artifact=artifact)
             partials.append(calibration)
+            ctrl_c.check()
         progress = Progress(len(frames) * len(schemes))
         done, started = 0, time.monotonic()
 
         def step() -> None:
             nonlocal done
+            ctrl_c.check()
             done += 1
             elapsed = time.monotonic() - started
             progress.update(done, elapsed, done / elapsed if elapsed else 0.0)
@@ -99,6 +129,7 @@ def run_tune(config: TuneConfig) -> int:
         finally:
             progress.close()
         trained = model.weights != "random"
+        ctrl_c.check()
         best, test = recommend(results, trained)
         lines = [
             f"detectord tune: {len(frames)} frames of {video.path} at {config.frame.width}x{config.frame.height}, "

@@ -3,11 +3,14 @@ half-written file when interrupted."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from bench.synthetic_clip import write_clip
 
@@ -56,6 +59,17 @@ def test_ctrl_c_during_tune_leaves_no_file_behind(tmp_path: Path) -> None:
     assert tune.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"], "no settings, no artifact, no partial file"
+
+
+def test_a_ctrl_c_that_a_library_swallowed_still_stops_tune_at_its_next_step() -> None:
+    from detectord.daemon.cli.tune import _CtrlC
+
+    ctrl_c = _CtrlC()
+    ctrl_c.check()
+    with contextlib.suppress(KeyboardInterrupt):  # what a library's bare ``except:`` does
+        ctrl_c(signal.SIGINT, None)
+    with pytest.raises(KeyboardInterrupt):
+        ctrl_c.check()
 
 
 def test_tune_refuses_a_detector_with_one_precision_in_one_line() -> None:
