@@ -73,16 +73,20 @@ def plan(frame_size: tuple[int, int], moved: np.ndarray, known: np.ndarray) -> l
     pending = [np.asarray(box, np.float64) for box in known]
     while True:
         boxes = _merged(boxes, pad)
-        touched = [box for box in pending if any(_gap(box, region) < 0 for region in boxes)]
-        if not touched:
+        touches = [any(_gap(box, region) < 0 for region in boxes) for box in pending]
+        if not any(touches):
             break
-        pending = [box for box in pending if not any(box is seen for seen in touched)]
-        boxes += [_grown(box, frame_size) for box in touched]
+        boxes += [_grown(box, frame_size) for box, touched in zip(pending, touches, strict=True) if touched]
+        pending = [box for box, touched in zip(pending, touches, strict=True) if not touched]
     regions = [_pixels(box, frame_size) for box in boxes]
-    area = sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in regions)
-    if len(regions) > MAX_REGIONS or area > WHOLE_SHARE * width * height:
+    if len(regions) > MAX_REGIONS or covered(regions) > WHOLE_SHARE * width * height:
         return None
     return regions
+
+
+def covered(regions: Sequence[Region]) -> int:
+    """Pixels of the frame that ``regions`` cover (they never overlap: ``plan`` merges those that do)."""
+    return sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in regions)
 
 
 def combine(found: Sequence[Detections], regions: Sequence[Region], last: Detections | None) -> Detections:

@@ -230,12 +230,13 @@ class _Worker:
         to_model = [(camera, ref) for camera, ref, reason in taken if reason.model_ran]
         whole = []
         for camera, ref, reason in taken:
-            planned = self._regions(camera, ref, reason) if reason.model_ran else None
-            if planned is not None and self.crops is not None and camera.last is not None:
-                crops = [ref.pixels[y1:y2, x1:x2] for x1, y1, x2, y2 in planned]
-                found[id(ref)] = (regions.combine(self.crops(crops, camera.size), planned, camera.last[0]), planned)
-            elif reason.model_ran:
+            if not reason.model_ran:
+                continue
+            in_regions = self._in_regions(camera, ref, reason)
+            if in_regions is None:
                 whole.append((camera, ref))
+            else:
+                found[id(ref)] = in_regions
         for size, group in _by_size(whole).items():
             set_size = getattr(self.detector, "set_frame_size", None)
             if set_size is not None:
@@ -272,9 +273,12 @@ class _Worker:
         self.meter.add(len(ran), busy, ran)
         self.meter.gating = {c.name: (c.looked, c.moved, c.ran, c.area) for c in self.cameras}
 
-    def _regions(self, camera: _Camera, ref: FrameRef, reason: Reason) -> list[regions.Region] | None:
-        """Where the model looks in a gated frame: around its motion (``MOTION``) or the people the last run
-        found (``TRACKING``); None: the whole frame (a keep-alive, no motion in this very frame, too much)."""
+    def _in_regions(
+        self, camera: _Camera, ref: FrameRef, reason: Reason
+    ) -> tuple[Detections, list[regions.Region]] | None:
+        """A gated frame looked at where it moved (``MOTION``) or around the people the last run found
+        (``TRACKING``): its detections and the regions; None: look at the whole frame (a keep-alive, no motion
+        in this very frame, too much, offline, or a detector that cannot look at parts)."""
         if self.crops is None or camera.last is None or self.lossless:  # offline: the full run's boxes, reused
             return None
         last = camera.last[0]
@@ -284,7 +288,11 @@ class _Worker:
             moved = last.boxes[(last.labels == PERSON) & (last.scores >= self.person_threshold)]
         else:
             return None
-        return regions.plan(camera.size, moved, last.boxes)
+        planned = regions.plan(camera.size, moved, last.boxes)
+        if planned is None:
+            return None
+        crops = [ref.pixels[y1:y2, x1:x2] for x1, y1, x2, y2 in planned]
+        return regions.combine(self.crops(crops, camera.size), planned, last), planned
 
     def release(self, taken: list[Taken]) -> None:
         for camera, ref, _ in taken:
@@ -305,7 +313,7 @@ def _share(looked: list[regions.Region] | None, size: tuple[int, int]) -> float:
     """The share of a frame of ``size`` the model looked at: its regions', or all of it."""
     if looked is None:
         return 1.0
-    return sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in looked) / (size[0] * size[1])
+    return regions.covered(looked) / (size[0] * size[1])
 
 
 def _by_size(taken: list[tuple[_Camera, FrameRef]]) -> dict[tuple[int, int], list[tuple[_Camera, FrameRef]]]:

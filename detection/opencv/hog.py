@@ -120,8 +120,8 @@ class HogPeopleDetector:
 
     def __init__(self, frame_size: tuple[int, int], score_threshold: float | None = None) -> None:
         width, height = frame_size
-        self.scale = ANALYSIS_HEIGHT / height
-        self.search_size = (max(64, round(width * self.scale)), ANALYSIS_HEIGHT)
+        scale = ANALYSIS_HEIGHT / height
+        self.search_size = (max(WINDOW[0], round(width * scale)), ANALYSIS_HEIGHT)
         self.score_threshold = score_threshold or 0.0
         self.info = ModelInfo(
             name="hog-people", weights="built-in", precision="fp32", device="cpu", profile="default",
