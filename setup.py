@@ -48,6 +48,7 @@ setup(
         "pycocotools",
         "psutil",
         "prometheus_client>=0.20",
+        "protobuf>=4.21",  # ssdlite-people reads its TensorFlow graph (detection/ssdlite/graphdef.py)
     ],
     extras_require={
         "test": [

@@ -13,7 +13,9 @@ and provides:
     the ``FrameDetector`` for frames of ``frame_size`` (width, height);
     heavy imports (torch, torchvision) happen here, in the inference process;
 ``weights_unavailable(options)``
-    why the weights cannot be had on this machine now, or None.
+    why the weights cannot be had on this machine now, or None;
+``calibrate(options, frames, frame_size, source)``
+    the int8-static calibration artifact, made from real frames (torch).
 
 A new detector is one backend module and one line in ``DETECTORS``, the way
 torchvision's ``get_model`` finds a builder by name.
@@ -22,9 +24,13 @@ torchvision's ``get_model`` finds a builder by name.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+import numpy as np
 
 from .devices import check_device_name
 from .errors import ModelOptionError, PrecisionError
@@ -33,10 +39,14 @@ from .schemes import Precision
 from .types import FrameDetector, Scores
 
 DEFAULT_MODEL = "fasterrcnn_resnet50_fpn"
-OFFLINE_DETECTOR = "hog-people"
-"""What the demo runs where trained weights cannot be downloaded: OpenCV's built-in person detector."""
+OFFLINE_DETECTOR = "ssdlite-people"
+"""What the demo runs where trained weights cannot be downloaded: the SSDLite person graph of an installed
+package, nothing to download."""
+LAST_RESORT_DETECTOR = "hog-people"
+"""What it runs where that package is missing too: OpenCV's built-in person detector."""
 
 TORCHVISION = "detectord.detection.torchvision"
+SSDLITE = "detectord.detection.ssdlite"
 OPENCV_HOG = "detectord.detection.opencv.hog"
 
 
@@ -45,9 +55,11 @@ class DetectorOptions:
     """Everything that names and runs a detector, as the configuration's ``[model]`` table sets it."""
 
     name: str = DEFAULT_MODEL
-    """A torchvision detector, or ``hog-people`` (OpenCV's built-in person detector, nothing to download)."""
+    """A torchvision detector, ``ssdlite-people`` (a trained person graph from a package, nothing to download)
+    or ``hog-people`` (OpenCV's built-in person detector)."""
     weights: str = "default"
-    """``default`` (torchvision's pretrained, downloaded once), ``random`` (untrained), or a file path."""
+    """``default`` (torchvision's pretrained, downloaded once; ssdlite-people: the package's graph), ``random``
+    (untrained), or a file path."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
     profile: str = "default"
@@ -74,6 +86,10 @@ sample (120 frames at 427x240) the best box of a frame reaches 0.9 in 27 frames 
 held to 0.9 was missing from most frames where people are plain to see. Its events start after 5 frames: on
 600 frames of that sample at 10 fps, 3 left 2 of 26 events under a second (false persons, people at the
 border), 5 leaves 1 of 21."""
+SSDLITE_PROBABILITIES = Scores(confident=0.7, main_person=0.5, events=0.5, weak=0.1)
+"""ssdlite-people: sigmoid probabilities of a network trained on people only. On OpenCV's pedestrian sample
+(427x240) its people in plain view score 0.85-0.97 and what it is unsure of 0.1-0.5 (bench/people.py): a
+main person held to 0.9 would drop out of most frames where someone walks half turned away."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +99,8 @@ class Family:
     backend: str
     """The module that checks and loads it (see the module's docstring)."""
     kind: str
-    """``two_stage``, ``one_stage`` or ``fixed_size`` (torchvision: which builder arguments a profile sets), or
-    ``opencv``."""
+    """``two_stage``, ``one_stage`` or ``fixed_size`` (torchvision: which builder arguments a profile sets),
+    ``graph`` (a frozen graph ported to torch) or ``opencv``."""
     frozen_backbone_norm: bool = False
     """torchvision swaps BatchNorm2d for FrozenBatchNorm2d when it builds this detector with trained weights;
     building it "random" or from a file must produce the same modules."""
@@ -105,7 +121,8 @@ DETECTORS: dict[str, Family] = {
     "fasterrcnn_mobilenet_v3_large_320_fpn": _TWO_STAGE,
     "retinanet_resnet50_fpn": Family(TORCHVISION, "one_stage", frozen_backbone_norm=True, downloads=True),
     "ssdlite320_mobilenet_v3_large": Family(TORCHVISION, "fixed_size", downloads=True),
-    OFFLINE_DETECTOR: Family(OPENCV_HOG, "opencv", precisions=False, scores=HOG_MARGINS),
+    OFFLINE_DETECTOR: Family(SSDLITE, "graph", scores=SSDLITE_PROBABILITIES),
+    LAST_RESORT_DETECTOR: Family(OPENCV_HOG, "opencv", precisions=False, scores=HOG_MARGINS),
 }
 
 
@@ -149,6 +166,15 @@ def load(options: DetectorOptions, frame_size: tuple[int, int]) -> FrameDetector
     to a torchvision detector)."""
     detector: FrameDetector = backend(options.name).load(options, frame_size)
     return detector
+
+
+def calibrate(
+    options: DetectorOptions, frames: Sequence[np.ndarray], frame_size: tuple[int, int], source: str
+) -> dict[str, Any]:
+    """The int8-static calibration artifact of the detector ``options`` name, observed on real ``frames`` (BGR
+    uint8 of ``frame_size``); ``source`` says where they came from. Runs in the calling process (torch)."""
+    artifact: dict[str, Any] = backend(options.name).calibrate(options, frames, frame_size, source)
+    return artifact
 
 
 def weights_unavailable(options: DetectorOptions) -> str | None:

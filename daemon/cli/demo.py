@@ -19,7 +19,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from detectord.daemon.config import DaemonConfig, DemoConfig, ModelConfig
-from detectord.detection.registry import OFFLINE_DETECTOR, family, weights_unavailable
+from detectord.detection.registry import (
+    LAST_RESORT_DETECTOR,
+    OFFLINE_DETECTOR,
+    DetectorOptions,
+    family,
+    weights_unavailable,
+)
 
 from ..pipeline.signals import stop_signals
 from .loading import to_toml
@@ -35,10 +41,11 @@ def _child(args: list[str], log_file: Path) -> subprocess.Popen[bytes]:
 
 
 def without_download(config: DaemonConfig) -> DaemonConfig:
-    """``config``, or the same with ``hog-people`` when the detector's pretrained weights cannot be had here.
+    """``config``, or the same with ``ssdlite-people`` when the detector's pretrained weights cannot be had
+    here (``hog-people`` where that network's package is missing too).
 
-    An untrained network's boxes are noise; OpenCV's person detector, whose
-    weights come with OpenCV, shows real people on real footage.
+    An untrained network's boxes are noise; ssdlite-people is a trained person detector whose graph comes
+    with a package, and OpenCV's person detector comes with OpenCV.
     """
     model = config.model
     if not family(model.name).downloads:
@@ -46,13 +53,21 @@ def without_download(config: DaemonConfig) -> DaemonConfig:
     reason = weights_unavailable(model)
     if reason is None:
         return config
+    fallback = OFFLINE_DETECTOR
+    missing = weights_unavailable(DetectorOptions(name=OFFLINE_DETECTOR))
+    if missing is not None:
+        fallback = LAST_RESORT_DETECTOR
+        reason = f"{reason}; {missing}"
     log.warning(
-        "%s: running hog-people (OpenCV's built-in person detector, far less accurate) instead; "
-        "--weights random runs the untrained %s, for timing only",
+        "%s: running %s (%s) instead; --weights random runs the untrained %s, for timing only",
         reason,
+        fallback,
+        "a trained person detector, nothing to download"
+        if fallback == OFFLINE_DETECTOR
+        else "OpenCV's built-in person detector, far less accurate",
         model.name,
     )
-    return replace(config, model=ModelConfig(name=OFFLINE_DETECTOR, score_threshold=model.score_threshold))
+    return replace(config, model=ModelConfig(name=fallback, score_threshold=model.score_threshold))
 
 
 def run_demo(config: DemoConfig) -> int:

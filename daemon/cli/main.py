@@ -243,16 +243,14 @@ def _run_archive(args: argparse.Namespace, log_level: int) -> int:
 
 def _run_calibrate(args: argparse.Namespace) -> int:
     from detectord.daemon.stages.sources import probe_video, sample_video
-    from detectord.detection.torchvision.models import calibrate_detector
+    from detectord.detection.registry import calibrate
     from detectord.detection.torchvision.quantization import save_calibration
 
     config = configure(CalibrateConfig, args, CALIBRATE_KEYS)
     video = probe_video(config.video)
     frames = sample_video(video, config.frames, config.frame.size)
     model = config.model
-    artifact = calibrate_detector(
-        frames, model.name, model.weights, model.profile, frame_size=config.frame.size, source=str(video.path)
-    )
+    artifact = calibrate(model, frames, config.frame.size, str(video.path))
     save_calibration(artifact, config.out)
     sys.stdout.write(
         f"calibrated {model.name} ({artifact['weights']}, profile {model.profile}) on {len(frames)} frames of "

@@ -21,7 +21,8 @@ from types import FrameType
 from detectord.daemon.config import ConfigError, TuneConfig
 from detectord.daemon.stages.sources import probe_video, sample_video
 from detectord.detection import scores_of
-from detectord.detection.torchvision.models import calibrate_detector, resolve_device
+from detectord.detection.registry import calibrate
+from detectord.detection.torchvision.models import resolve_device
 from detectord.detection.torchvision.quantization import save_calibration
 from detectord.detection.torchvision.tuning import SchemeResult, machine, measure, recommend, schemes_for
 
@@ -101,10 +102,7 @@ def _tune(config: TuneConfig, ctrl_c: _CtrlC) -> int:
         calibration = None
         if "int8-static" in schemes:
             sys.stderr.write(f"calibrating int8-static on {len(calibration_frames)} frames…\n")
-            artifact = calibrate_detector(
-                calibration_frames, model.name, model.weights, model.profile,
-                frame_size=config.frame.size, source=str(video.path),
-            )  # fmt: skip
+            artifact = calibrate(model, calibration_frames, config.frame.size, str(video.path))
             calibration = _write(artifact_path, artifact=artifact)
             partials.append(calibration)
             ctrl_c.check()

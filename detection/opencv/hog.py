@@ -108,6 +108,11 @@ def load(options: DetectorOptions, frame_size: tuple[int, int]) -> HogPeopleDete
     return HogPeopleDetector(frame_size, options.score_threshold)
 
 
+def calibrate(options: DetectorOptions, frames: object, frame_size: tuple[int, int], source: str) -> dict[str, object]:
+    """Nothing to calibrate: hog-people has one precision."""
+    raise ModelOptionError("name", "hog-people runs in float32 only; there is no int8 version to calibrate")
+
+
 def weights_unavailable(options: DetectorOptions) -> str | None:
     """Never: the weights are compiled into OpenCV."""
     return None

@@ -9,7 +9,11 @@ in detectord that import torch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from detectord.detection.errors import ModelOptionError
 from detectord.detection.registry import DetectorOptions
@@ -64,3 +68,13 @@ def weights_unavailable(options: DetectorOptions) -> str | None:
     from .models import pretrained_unavailable
 
     return pretrained_unavailable(options.name)
+
+
+def calibrate(
+    options: DetectorOptions, frames: Sequence[np.ndarray], frame_size: tuple[int, int], source: str
+) -> dict[str, Any]:
+    from .models import calibrate_detector
+
+    return calibrate_detector(
+        frames, options.name, options.weights, options.profile, frame_size=frame_size, source=source
+    )

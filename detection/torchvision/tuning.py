@@ -23,11 +23,10 @@ import torch
 from detectord.detection.devices import cpu_description
 from detectord.detection.errors import PrecisionError
 from detectord.detection.main_person import MainPersonTracker
-from detectord.detection.types import Detections, MainPerson, MainPersonConfig
+from detectord.detection.registry import DetectorOptions, family, load
+from detectord.detection.types import Detections, FrameDetector, MainPerson, MainPersonConfig
 
-from .detector import Detector
 from .evaluation import feature_error, fidelity_map, main_person_iou
-from .models import load_detector
 from .precision import check_bf16
 
 CPU_SCHEMES = (
@@ -95,9 +94,17 @@ def measure(
     step: Callable[[], None] = lambda: None,
 ) -> list[SchemeResult]:
     """``schemes`` on ``frames``, fp32 first (the reference, added if missing); ``step`` after each frame."""
-    reference = load_detector(name, weights, device, profile, frame_size=frame_size, precision="fp32")
-    if not isinstance(reference, Detector):
+    if not family(name).precisions:
         raise PrecisionError(f"{name} runs in one precision only; there is nothing to tune")
+
+    def load_scheme(scheme: str) -> FrameDetector:
+        options = DetectorOptions(
+            name=name, weights=weights, device=device, profile=profile, precision=scheme,
+            calibration=calibration if scheme == "int8-static" else None,
+        )  # fmt: skip
+        return load(options, frame_size)
+
+    reference = load_scheme("fp32")
     schemes = ["fp32", *(scheme for scheme in schemes if scheme != "fp32")]
     reference_frames: list[Detections] = []
     results = []
@@ -105,14 +112,11 @@ def measure(
         if scheme == "int8-static" and calibration is None:
             results.append(SchemeResult(scheme, refused="no calibration"))
             continue
-        detector = (
-            reference
-            if scheme == "fp32"
-            else load_detector(
-                name, weights, device, profile, frame_size=frame_size, precision=scheme,
-                calibration=calibration if scheme == "int8-static" else None,
-            )
-        )  # fmt: skip
+        try:
+            detector = reference if scheme == "fp32" else load_scheme(scheme)
+        except PrecisionError as exc:  # a scheme this network has nothing for (int8-dynamic without Linear layers)
+            results.append(SchemeResult(scheme, refused=str(exc).split(";")[0]))
+            continue
         result = SchemeResult(scheme)
         found, latencies = [], []
         detector(list(frames[:1]))
