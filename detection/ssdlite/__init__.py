@@ -58,6 +58,7 @@ def graph_file(weights: str) -> Path:
 
 
 def check(options: DetectorOptions) -> None:
+    """The graph is there and is one this port reads (its pre- and post-processing are read, torch-free)."""
     if options.weights == "random":
         raise ModelOptionError(
             "weights", f"{NAME} is a trained graph; there is no random version of it (use 'default' or a .pb file)"
@@ -66,6 +67,13 @@ def check(options: DetectorOptions) -> None:
         raise ModelOptionError("weights", f"no such graph file {options.weights!r} (or use 'default')")
     if options.profile != "default":
         raise ModelOptionError("profile", f"{NAME} runs at its graph's own input size; leave profile at 'default'")
+    from .graphdef import read_graph
+    from .spec import read_spec
+
+    try:
+        read_spec(read_graph(graph_file(options.weights)))
+    except WeightsError as exc:
+        raise ModelOptionError("weights", str(exc)) from None
 
 
 def load(options: DetectorOptions, frame_size: tuple[int, int]) -> FrameDetector:

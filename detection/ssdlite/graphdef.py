@@ -26,6 +26,8 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
+from detectord.detection.errors import WeightsError
+
 MAX_GRAPH_BYTES = 512 * 1024 * 1024
 """Protobuf refuses messages over 2 GiB; a frozen detection graph is megabytes."""
 
@@ -45,7 +47,7 @@ _VALUE_FIELDS = {1: "float_val", 2: "double_val", 3: "int_val", 4: "int_val", 5:
 _VALUE_FIELDS |= {9: "int64_val", 10: "bool_val"}
 
 
-class GraphError(ValueError):
+class GraphError(WeightsError):
     """The file is not the graph we expect; the message is one line naming what is wrong."""
 
 

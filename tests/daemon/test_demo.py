@@ -64,7 +64,7 @@ def test_demo_without_a_source_or_camera_says_what_to_pass() -> None:
     assert "pass --source with a video file" in done.stderr and len(done.stderr.splitlines()) == 1
 
 
-def test_demo_without_torchvision_weights_says_so_and_shows_real_people_with_hog_people(
+def test_demo_without_torchvision_weights_says_so_and_shows_real_people_with_ssdlite_people(
     tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
 ) -> None:
     port = free_port()
@@ -77,7 +77,7 @@ def test_demo_without_torchvision_weights_says_so_and_shows_real_people_with_hog
     try:
         assert subscriber.wait_for(lambda: bool(subscriber.on("default/events")), 120), "a person event"
         detections = [json.loads(m.payload) for m in subscriber.on("default/detections")]
-        assert {d["model"]["name"] for d in detections} == {"hog-people"}
+        assert {d["model"]["name"] for d in detections} == {"ssdlite-people"}
         assert any(d["detections"] and d["detections"][0]["label"] == "person" for d in detections)
         assert json.loads(subscriber.on("default/events")[0].payload)["type"] == "new"
         assert _cameras(port)["default"]["scene"]["occupancy"] is True
@@ -85,5 +85,5 @@ def test_demo_without_torchvision_weights_says_so_and_shows_real_people_with_hog
         demo.send_signal(signal.SIGINT)
         _, stderr = demo.communicate(timeout=60)
     assert demo.returncode == 0, stderr
-    (fallback,) = [line for line in stderr.splitlines() if "hog-people" in line]
-    assert "DETECTORD_OFFLINE is set: running hog-people" in fallback and "--weights random" in fallback
+    (fallback,) = [line for line in stderr.splitlines() if "running ssdlite-people" in line]
+    assert "DETECTORD_OFFLINE is set: running ssdlite-people" in fallback and "--weights random" in fallback
