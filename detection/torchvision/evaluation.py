@@ -121,6 +121,25 @@ def main_person_iou(reference: Sequence[MainPerson | None], candidate: Sequence[
     return float(np.mean(ious)) if ious else None
 
 
+def people_found(reference: Sequence[Detections], candidate: Sequence[Detections], threshold: float) -> float | None:
+    """The share of the reference's persons scoring at least ``threshold`` that the candidate also finds at
+    that score (IoU at least 0.5, each candidate box matched once); None when the reference has none."""
+    total = found = 0
+    for want, got in zip(reference, candidate, strict=True):
+        wanted = want.boxes[(want.labels == PERSON) & (want.scores >= threshold)]
+        mine = torch.from_numpy(got.boxes[(got.labels == PERSON) & (got.scores >= threshold)]).double()
+        total += len(wanted)
+        if not len(wanted) or not len(mine):
+            continue
+        overlaps = box_iou(torch.from_numpy(wanted).double(), mine)
+        for row in overlaps:
+            best = int(row.argmax())
+            if row[best] >= 0.5:
+                found += 1
+                overlaps[:, best] = -1.0
+    return found / total if total else None
+
+
 def backbone_features(detector: Any, frame: np.ndarray) -> dict[str, torch.Tensor]:
     """What the backbone (with its FPN) hands the heads for ``frame``, as float32, whatever the scheme."""
     inner = getattr(detector.model, "model", detector.model)

@@ -26,7 +26,7 @@ from detectord.detection.main_person import MainPersonTracker
 from detectord.detection.registry import DetectorOptions, family, load
 from detectord.detection.types import Detections, FrameDetector, MainPerson, MainPersonConfig
 
-from .evaluation import feature_error, fidelity_map, main_person_iou
+from .evaluation import feature_error, fidelity_map, main_person_iou, people_found
 from .precision import check_bf16
 
 CPU_SCHEMES = (
@@ -56,6 +56,8 @@ class SchemeResult:
     feature_error: float | None = None
     fidelity_map: float | None = None
     main_person_iou: float | None = None
+    people_found: float | None = None
+    """The share of fp32's persons at the main person's threshold this scheme also finds there."""
     refused: str | None = None
 
 
@@ -138,12 +140,14 @@ def measure(
         if scheme == "fp32":
             reference_frames = found
             result.feature_error, result.fidelity_map, result.main_person_iou = 0.0, 1.0, 1.0
+            result.people_found = 1.0
         else:
             result.feature_error = feature_error(reference, detector, frames[:FEATURE_FRAMES])
             result.fidelity_map = fidelity_map(reference_frames, found)
             result.main_person_iou = main_person_iou(
                 main_persons(reference_frames, main_threshold), main_persons(found, main_threshold)
             )
+            result.people_found = people_found(reference_frames, found, main_threshold)
             del detector
             gc.collect()
         results.append(result)
