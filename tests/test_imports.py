@@ -27,6 +27,7 @@ TORCH_FREE_IN_BACKENDS = ("graphdef", "constfold", "spec")
 def _in_backend(path: Path) -> bool:
     return str(path.relative_to(REPO)).startswith(tuple(backend + "/" for backend in TORCH_BACKENDS))
 
+
 ALLOWED: dict[str, set[str]] = {
     "contract": set(),
     "ipc": set(),

@@ -21,7 +21,6 @@ int8-dynamic    refused: it quantises Linear layers, and this network has none
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -35,7 +34,14 @@ from detectord.detection.errors import CalibrationError, PrecisionError
 from detectord.detection.schemes import Precision
 from detectord.detection.torchvision import pt2e
 from detectord.detection.torchvision.precision import check_bf16
-from detectord.detection.torchvision.quantization import ARTIFACT_FORMAT, ARTIFACT_VERSION, FLOW
+from detectord.detection.torchvision.quantization import (
+    ARTIFACT_FORMAT,
+    ARTIFACT_VERSION,
+    FLOW,
+    check_artifact,
+    converted_backbone,
+    weights_fingerprint,
+)
 
 from .network import SSDLiteNet
 
@@ -78,15 +84,6 @@ class AutocastNet(nn.Module):
         with torch.autocast(self.device_type, dtype=self.dtype):
             encodings, logits = self.net(images)
         return encodings.float(), logits.float()
-
-
-def weights_fingerprint(net: nn.Module) -> str:
-    """A short hash of the float weights, so that a calibration is never applied to another graph."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(net.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def _prepare(net: SSDLiteNet, reduce_range: bool) -> fx.GraphModule:
@@ -132,29 +129,6 @@ def calibrate(net: SSDLiteNet, images: Sequence[Tensor], provenance: dict[str, A
     }
 
 
-def _int8_backbone(net: SSDLiteNet, artifact: dict[str, Any], model_name: str, fingerprint: str) -> nn.Module:
-    if artifact.get("model") != model_name:
-        raise CalibrationError(f"the calibration was made for {artifact.get('model')}, not {model_name}")
-    if artifact.get("weights_fingerprint") != fingerprint:
-        raise CalibrationError(
-            f"the calibration was made for another graph ({artifact.get('weights')}); recalibrate with this one"
-        )
-    if not artifact.get("reduce_range", True) and not cpu_has_vnni():
-        raise CalibrationError(
-            "the calibration uses 8-bit activations, which need a CPU with VNNI; this one has none: "
-            "recalibrate on this machine"
-        )
-    prepared = _prepare(net, artifact.get("reduce_range", True))
-    observers = artifact.get("observers", {})
-    if set(observers) != set(pt2e.observer_state(prepared)):
-        raise CalibrationError(
-            f"the calibration does not fit this network (made with torch {artifact.get('torch')}, this is "
-            f"torch {torch.__version__}): recalibrate"
-        )
-    prepared.load_state_dict(observers, strict=False)
-    return pt2e.Int8Backbone(pt2e.convert(prepared))
-
-
 def apply_precision(
     net: SSDLiteNet,
     precision: Precision,
@@ -184,7 +158,9 @@ def apply_precision(
         pt2e.check_compiler()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning)
-            net.backbone = _int8_backbone(net, calibration, model_name, fingerprint)  # type: ignore[assignment]
+            check_artifact(calibration, model_name, fingerprint)
+            prepared = _prepare(net, calibration.get("reduce_range", True))
+            net.backbone = converted_backbone(prepared, calibration)  # type: ignore[assignment]
     net.to(device)
     if scheme == "bf16":
         net.backbone = CastBackbone(net.backbone, torch.bfloat16)  # type: ignore[assignment]

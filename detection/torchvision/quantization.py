@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import fx, nn
 
 from detectord.detection.devices import cpu_has_vnni
 from detectord.detection.errors import CalibrationError
@@ -142,16 +142,11 @@ def read_calibration(path: Path) -> dict[str, Any]:
     return artifact
 
 
-def load_calibration(model: nn.Module, artifact: dict[str, Any], model_name: str) -> None:
-    """Swap ``model``'s backbone for the int8 one ``artifact`` describes.
-
-    The graph comes from exporting and annotating the float backbone again
-    (without data); the artifact supplies every observer's statistics, and
-    converting turns them into the scales and zero points of each tensor.
-    """
+def check_artifact(artifact: dict[str, Any], model_name: str, fingerprint: str) -> None:
+    """Refuse an artifact made for another model or other weights, or that this CPU cannot run."""
     if artifact.get("model") != model_name:
         raise CalibrationError(f"the calibration was made for {artifact.get('model')}, not {model_name}")
-    if artifact["weights_fingerprint"] != weights_fingerprint(model):
+    if artifact.get("weights_fingerprint") != fingerprint:
         raise CalibrationError(
             f"the calibration was made for other weights ({artifact.get('weights')}); recalibrate with these"
         )
@@ -160,7 +155,11 @@ def load_calibration(model: nn.Module, artifact: dict[str, Any], model_name: str
             "the calibration uses 8-bit activations, which need a CPU with VNNI; this one has none: "
             "recalibrate on this machine"
         )
-    prepared = pt2e.prepare(model, artifact.get("reduce_range", True))
+
+
+def converted_backbone(prepared: fx.GraphModule, artifact: dict[str, Any]) -> pt2e.Int8Backbone:
+    """The int8 backbone: ``prepared`` (exported and annotated again, without data) given the artifact's
+    observer statistics, converted to scales and zero points, compiled on its first frame."""
     observers = artifact.get("observers", {})
     if set(observers) != set(pt2e.observer_state(prepared)):
         raise CalibrationError(
@@ -168,4 +167,10 @@ def load_calibration(model: nn.Module, artifact: dict[str, Any], model_name: str
             f"torch {torch.__version__}): recalibrate"
         )
     prepared.load_state_dict(observers, strict=False)
-    model.backbone = pt2e.Int8Backbone(pt2e.convert(prepared))
+    return pt2e.Int8Backbone(pt2e.convert(prepared))
+
+
+def load_calibration(model: nn.Module, artifact: dict[str, Any], model_name: str) -> None:
+    """Swap ``model``'s backbone for the int8 one ``artifact`` describes."""
+    check_artifact(artifact, model_name, weights_fingerprint(model))
+    model.backbone = converted_backbone(pt2e.prepare(model, artifact.get("reduce_range", True)), artifact)

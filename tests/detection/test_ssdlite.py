@@ -166,9 +166,7 @@ def test_the_package_missing_is_one_line_with_the_install_command(monkeypatch: p
 def test_the_demo_runs_it_where_torchvisions_weights_cannot_be_had(monkeypatch: pytest.MonkeyPatch) -> None:
     import detectord.detection.ssdlite as backend
     from detectord.daemon.cli.demo import without_download
-    from detectord.daemon.config import DaemonConfig
-
-    from detectord.daemon.config import SourceConfig
+    from detectord.daemon.config import DaemonConfig, SourceConfig
 
     monkeypatch.setenv("DETECTORD_OFFLINE", "1")
     config = DaemonConfig(source=SourceConfig(uri=str(PEDESTRIANS)))
