@@ -11,10 +11,11 @@ boxes, group boxes), side by side in one run:
   10 processed frames a second: events per true person (1.0 is perfect),
   identity switches (a true person's track changing between two frames that
   show them alone), median event duration;
-* real footage (OpenCV's pedestrian sample by default) with hog-people at
-  its own frame rate, through a camera's scene: events, their durations
-  (share under 1 s), and with the main-person tracker, the share of frames
-  with a confident person that have a main person.
+* real footage (OpenCV's pedestrian sample by default) with hog-people and
+  ssdlite-people (each with its family's thresholds) at its own frame rate,
+  through a camera's scene: events, their durations (share under 1 s), and
+  with the main-person tracker, the share of frames with a confident person
+  that have a main person.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 from bench.results_io import machine_line, report, table_head
 from bench.scenes import SCENES, SIZE, Frame, Scene, frames
 from detectord.detection import MainPersonTracker, Tracker
-from detectord.detection.registry import HOG_MARGINS, PROBABILITIES
+from detectord.detection.registry import HOG_MARGINS, PROBABILITIES, SSDLITE_PROBABILITIES
 from detectord.detection.types import Detections, Scores
 from detectord.events import EventsConfig, TrackingConfig
 from detectord.events import Scene as CameraScene
@@ -124,9 +125,11 @@ def read_frames(video: Path, count: int) -> tuple[list[np.ndarray], float]:
     return out, fps
 
 
-def real_footage(detections: list[Detections], fps: float, tracking: TrackingConfig) -> dict[str, Any]:
-    """hog-people's detections of real frames through a camera's scene (the daemon's settings) at ``fps``."""
-    camera = CameraScene("bench", SIZE, (), EventsConfig(tracking=tracking), scores=HOG_MARGINS)
+def real_footage(
+    detections: list[Detections], fps: float, tracking: TrackingConfig, scores: Scores = HOG_MARGINS
+) -> dict[str, Any]:
+    """A detector's detections of real frames through a camera's scene (the daemon's settings) at ``fps``."""
+    camera = CameraScene("bench", SIZE, (), EventsConfig(tracking=tracking), scores=scores)
     blank = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
     messages = []
     for i, found in enumerate(detections):
@@ -141,13 +144,14 @@ def real_footage(detections: list[Detections], fps: float, tracking: TrackingCon
     }
 
 
-def main_person_coverage(detections: list[Detections], fps: float) -> dict[str, int]:
-    """Frames with a confident person (hog-people's scale), and how many of them have a main person."""
-    tracker = MainPersonTracker(scores=HOG_MARGINS)
+def main_person_coverage(detections: list[Detections], fps: float, scores: Scores = HOG_MARGINS) -> dict[str, int]:
+    """Frames with a person at the main person's threshold (the detector's scale), and how many of them have a
+    main person."""
+    tracker = MainPersonTracker(scores=scores)
     confident = with_main = 0
     for i, found in enumerate(detections):
         main = tracker.update(found, i / fps)
-        if len(found) and float(found.scores.max()) >= HOG_MARGINS.confident:
+        if len(found) and float(found.scores.max()) >= scores.main_person:
             confident += 1
             with_main += main is not None
     return {"frames_with_a_confident_person": confident, "with_a_main_person": with_main}
@@ -156,9 +160,12 @@ def main_person_coverage(detections: list[Detections], fps: float) -> dict[str, 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     from detectord.detection.devices import describe_machine
     from detectord.detection.opencv.hog import HogPeopleDetector
+    from detectord.detection.registry import DetectorOptions, load
 
     pictures, fps = read_frames(args.video, args.frames)
     found = HogPeopleDetector(SIZE)(pictures)
+    ssdlite = load(DetectorOptions(name="ssdlite-people"), SIZE)
+    learnt = [d for i in range(0, len(pictures), 4) for d in ssdlite(pictures[i : i + 4])]
     results = {
         "video": str(args.video),
         "frames": len(pictures),
@@ -168,6 +175,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             for name, tracking in TRACKERS.items()
         },
         "main_person": main_person_coverage(found, fps),
+        "ssdlite": {
+            "precision": ssdlite.info.precision,
+            "real": real_footage(learnt, fps, TrackingConfig(), SSDLITE_PROBABILITIES),
+            "main_person": main_person_coverage(learnt, fps, SSDLITE_PROBABILITIES),
+        },
         **describe_machine(),
     }
     return report(results, "events", args.json, format_table)
@@ -206,14 +218,30 @@ def format_table(r: dict[str, Any]) -> str:
         "| median duration s | " + " | ".join(f"{real[name]['median_duration_s'] or 0:.1f}" for name in names) + " |"
     )
     lines.append("| ended under 1 s | " + " | ".join(f"{(real[name]['under_1s'] or 0):.0%}" for name in names) + " |")
-    main = r["main_person"]
-    share = main["with_a_main_person"] / max(main["frames_with_a_confident_person"], 1)
-    lines += [
-        "",
-        f"hog-people main person: in {main['with_a_main_person']} of the {main['frames_with_a_confident_person']} "
-        f"frames with a confident person ({share:.0%})",
-    ]
+    mains = [("hog-people", r["main_person"])]
+    if "ssdlite" in r:  # runs from before ssdlite-people have hog-people only
+        mains.append(("ssdlite-people", r["ssdlite"]["main_person"]))
+        lines += _detectors_table(r, real[names[-1]], names[-1])
+    for name, main in mains:
+        share = main["with_a_main_person"] / max(main["frames_with_a_confident_person"], 1)
+        lines.append(
+            f"{name} main person: in {main['with_a_main_person']} of the {main['frames_with_a_confident_person']} "
+            f"frames with a person at its main-person threshold ({share:.0%})"
+        )
     return "\n".join(lines)
+
+
+def _detectors_table(r: dict[str, Any], hog: dict[str, Any], tracker: str) -> list[str]:
+    ssdlite = r["ssdlite"]["real"]
+    return [
+        "",
+        f"the two detectors on the same footage ({tracker}; ssdlite-people at {r['ssdlite']['precision']}):",
+        *table_head(["real footage", "hog-people", "ssdlite-people"]),
+        f"| events | {hog['events']} | {ssdlite['events']} |",
+        f"| median duration s | {hog['median_duration_s'] or 0:.1f} | {ssdlite['median_duration_s'] or 0:.1f} |",
+        f"| ended under 1 s | {hog['under_1s'] or 0:.0%} | {ssdlite['under_1s'] or 0:.0%} |",
+        "",
+    ]
 
 
 if __name__ == "__main__":

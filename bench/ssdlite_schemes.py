@@ -45,7 +45,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> dict[str, Any]:
     frames, _ = read_video(args.video, args.frames)
     device = resolve_device(args.device)
-    schemes = args.schemes.split(",") if args.schemes else schemes_for(device)
+    schemes = args.schemes.split(",") if args.schemes else schemes_for(device, NAME)
     with tempfile.TemporaryDirectory(prefix="detectord-ssdlite-") as scratch:
         calibration = None
         if "int8-static" in schemes:

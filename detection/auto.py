@@ -72,22 +72,25 @@ def choose_precision(device: DeviceFeatures, calibration: Path | None = None) ->
 def choose_ssdlite_precision(device: DeviceFeatures, calibration: Path | None = None) -> Choice:
     """``auto`` for ``ssdlite-people``, from ``bench/ssdlite_schemes.py`` (120 frames of OpenCV's pedestrian
     sample, an AMD EPYC with AVX512-BF16 and VNNI): a network of depthwise and 1x1 convolutions, where
-    channels-last pays on the CPU in every precision (unlike Faster R-CNN's float32). bf16+channels_last was
-    the fastest scheme with a fidelity mAP of at least 0.95 (11.2 ms a frame, 0.978, against 19.5 ms for
-    fp32); int8-static was faster still (9.5 ms) but at 0.904, so a calibration does not win over bfloat16
-    for this network. Where the CPU has no bfloat16 instructions, a calibration on an int8 CPU runs
-    int8-static, and otherwise fp32-fused+channels_last (14.3 ms here, the same numbers as fp32)."""
+    channels-last pays on the CPU in every precision (unlike Faster R-CNN's float32) and compiling it with
+    Inductor pays again. bf16+channels_last+compiled was the fastest scheme with a fidelity mAP of at least
+    0.95; int8-static was less faithful (0.904), so a calibration does not win over bfloat16 for this
+    network. Where the CPU has no bfloat16 instructions, a calibration on an int8 CPU runs int8-static, and
+    otherwise fp32-fused+channels_last+compiled (the same numbers as fp32). Without a C++ compiler for
+    Inductor the loader drops ``+compiled``."""
     if device.kind == "cuda":
         return choose_precision(device, calibration)
     if device.has_any(BF16_FEATURES):
         found = ", ".join(f for f in BF16_FEATURES if f in device.cpu_flags)
         return Choice(
-            "bf16+channels_last",
-            f"the CPU computes in bfloat16 ({found}): the backbone in bfloat16 (int8-static is less faithful "
-            "on this network)",
+            "bf16+channels_last+compiled",
+            f"the CPU computes in bfloat16 ({found}): the backbone in bfloat16, compiled (int8-static is less "
+            "faithful on this network)",
         )
     if device.has_any(INT8_FEATURES) and calibration is not None:
         found = ", ".join(f for f in INT8_FEATURES if f in device.cpu_flags)
         return Choice("int8-static", f"the CPU has int8 dot products ({found}) and a calibration was given")
     hint = " (give a calibration for int8-static)" if device.has_any(INT8_FEATURES) else ""
-    return Choice("fp32-fused+channels_last", f"no bfloat16 instructions{hint}: float32, norms folded, channels-last")
+    return Choice(
+        "fp32-fused+channels_last+compiled", f"no bfloat16 instructions{hint}: float32, norms folded, compiled"
+    )

@@ -108,6 +108,8 @@ class Family:
     """Its ``default`` weights come from the network (the demo falls back to ``OFFLINE_DETECTOR`` without)."""
     precisions: bool = True
     """Precision schemes apply to it (``detectord tune`` has something to measure)."""
+    compiles: bool = False
+    """Its schemes take ``+compiled`` (Inductor on the CPU)."""
     scores: Scores = PROBABILITIES
     """What its scores mean, and the thresholds used with them unless configured."""
 
@@ -121,7 +123,7 @@ DETECTORS: dict[str, Family] = {
     "fasterrcnn_mobilenet_v3_large_320_fpn": _TWO_STAGE,
     "retinanet_resnet50_fpn": Family(TORCHVISION, "one_stage", frozen_backbone_norm=True, downloads=True),
     "ssdlite320_mobilenet_v3_large": Family(TORCHVISION, "fixed_size", downloads=True),
-    OFFLINE_DETECTOR: Family(SSDLITE, "graph", scores=SSDLITE_PROBABILITIES),
+    OFFLINE_DETECTOR: Family(SSDLITE, "graph", compiles=True, scores=SSDLITE_PROBABILITIES),
     LAST_RESORT_DETECTOR: Family(OPENCV_HOG, "opencv", precisions=False, scores=HOG_MARGINS),
 }
 

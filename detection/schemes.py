@@ -16,24 +16,30 @@ SCHEMES = ("fp32", "fp32-fused", "fp16", "mixed", "autocast", "bf16", "int8-dyna
 AUTO = "auto"
 """Not a scheme: the one ``detection/auto.py`` chooses for the device found."""
 CHANNELS_LAST = "+channels_last"
+COMPILED = "+compiled"
+"""The network compiled by Inductor on the CPU (ssdlite-people's schemes; see its precision module)."""
 
 
 @dataclass(frozen=True)
 class Precision:
     scheme: str
     channels_last: bool = False
+    compiled: bool = False
 
     @classmethod
     def parse(cls, name: str) -> Precision:
         if name == AUTO:
             return cls(AUTO)
-        scheme, cl = (name[: -len(CHANNELS_LAST)], True) if name.endswith(CHANNELS_LAST) else (name, False)
+        scheme, modifiers = name, set[str]()
+        for modifier in (COMPILED, CHANNELS_LAST, COMPILED):
+            if scheme.endswith(modifier) and modifier not in modifiers:
+                scheme, modifiers = scheme[: -len(modifier)], modifiers | {modifier}
         if scheme not in SCHEMES:
             raise PrecisionError(
                 f"unknown precision {name!r}; choose auto or one of {', '.join(SCHEMES)} "
-                f"(optionally with {CHANNELS_LAST})"
+                f"(optionally with {CHANNELS_LAST} and {COMPILED})"
             )
-        return cls(scheme, cl)
+        return cls(scheme, CHANNELS_LAST in modifiers, COMPILED in modifiers)
 
     @property
     def auto(self) -> bool:
@@ -41,7 +47,7 @@ class Precision:
 
     @property
     def name(self) -> str:
-        return self.scheme + (CHANNELS_LAST if self.channels_last else "")
+        return self.scheme + (CHANNELS_LAST if self.channels_last else "") + (COMPILED if self.compiled else "")
 
     def check_calibration(self, calibration: Path | None) -> None:
         """int8-static needs a calibration artifact, and nothing else takes one."""
@@ -61,7 +67,7 @@ class Precision:
         """The kinds of device (``cpu``, ``cuda``) this scheme runs on."""
         if self.scheme in ("fp16", "mixed"):
             return frozenset({"cuda"})
-        if self.scheme.startswith("int8"):
+        if self.scheme.startswith("int8") or self.compiled:
             return frozenset({"cpu"})
         return frozenset({"cpu", "cuda"})
 
@@ -76,3 +82,7 @@ class Precision:
             raise PrecisionError(
                 f"{self.scheme} runs on the CPU (PyTorch's x86 int8 kernels); on {device_type} use fp16 or mixed"
             )
+        if self.compiled and device_type != "cpu":
+            raise PrecisionError(f"{COMPILED} was measured on the CPU only; on {device_type} leave it out")
+        if self.compiled and self.scheme in ("int8-static", "int8-dynamic"):
+            raise PrecisionError(f"{self.scheme} is compiled already (or not at all); leave {COMPILED} out")

@@ -72,7 +72,9 @@ def _add_model_options(parser: argparse.ArgumentParser, runtime: bool = True) ->
         return
     group.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     group.add_argument(
-        "--precision", metavar="SCHEME", help=f"auto (default) or {', '.join(SCHEMES)}; append +channels_last to any"
+        "--precision",
+        metavar="SCHEME",
+        help=f"auto (default) or {', '.join(SCHEMES)}; append +channels_last to any, +compiled (ssdlite-people)",
     )
     group.add_argument(
         "--force-precision", action="store_const", const=True, help="run a scheme this device would run slower"

@@ -91,7 +91,7 @@ def _tune(config: TuneConfig, ctrl_c: _CtrlC) -> int:
     model = config.model
     video = probe_video(config.video)
     device = resolve_device(model.device)
-    schemes = ["fp32", *(s for s in config.scheme_list or schemes_for(device) if s != "fp32")]
+    schemes = ["fp32", *(s for s in config.scheme_list or schemes_for(device, model.name) if s != "fp32")]
     frames = sample_video(video, config.frames, config.frame.size)
     if len(frames) < 2:
         raise ConfigError(f"{video.path}: {len(frames)} frame(s) could be read; tune needs at least 2")

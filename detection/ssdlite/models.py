@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,10 @@ import numpy as np
 import torch
 
 from detectord.detection.auto import choose_ssdlite_precision
-from detectord.detection.errors import CalibrationError
+from detectord.detection.errors import CalibrationError, PrecisionError
 from detectord.detection.registry import DetectorOptions
 from detectord.detection.schemes import Precision
+from detectord.detection.torchvision import pt2e
 from detectord.detection.torchvision.models import device_features, resolve_device
 from detectord.detection.torchvision.quantization import read_calibration
 from detectord.detection.types import ModelInfo
@@ -34,6 +36,14 @@ log = logging.getLogger(__name__)
 def _read(path: Path) -> tuple[Graph, GraphSpec]:
     graph = read_graph(path)
     return graph, read_spec(graph)
+
+
+def compiler_found() -> bool:
+    try:
+        pt2e.check_compiler()
+    except PrecisionError:
+        return False
+    return True
 
 
 def build(weights: str = "default") -> tuple[SSDLiteNet, GraphSpec, str]:
@@ -57,6 +67,8 @@ def load_detector(options: DetectorOptions, frame_size: tuple[int, int]) -> SSDL
     if scheme.auto:
         choice = choose_ssdlite_precision(device_features(target), calibration)
         scheme, reason = Precision.parse(choice.precision), f"auto: {choice.reason}"
+        if scheme.compiled and not compiler_found():
+            scheme, reason = replace(scheme, compiled=False), f"{reason}; not compiled: no C++ compiler for Inductor"
         calibration = calibration if scheme.scheme == "int8-static" else None
     scheme.check_device(target.type)
     artifact = read_calibration(calibration) if calibration is not None else None
@@ -66,8 +78,10 @@ def load_detector(options: DetectorOptions, frame_size: tuple[int, int]) -> SSDL
         name=NAME, weights=described, precision=scheme.name, device=str(target), profile=options.profile, reason=reason
     )
     threshold = DEFAULT_SCORE_THRESHOLD if options.score_threshold is None else options.score_threshold
-    detector = SSDLiteDetector(model, spec, info, target, threshold, channels_last=scheme.channels_last)
-    if scheme.scheme == "int8-static":
+    detector = SSDLiteDetector(
+        model, spec, info, target, threshold, channels_last=scheme.channels_last, compiled=scheme.compiled
+    )
+    if scheme.scheme == "int8-static" or scheme.compiled:  # compiled now, not when the first camera frame waits
         detector([np.zeros((frame_size[1], frame_size[0], 3), np.uint8)])
     log.info("loaded %s (%s) on %s, precision %s (%s)", NAME, described, target, scheme.name, reason)
     return detector

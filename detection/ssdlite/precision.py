@@ -17,6 +17,14 @@ fp16 (CUDA)     fold, then the whole network in float16
 mixed (CUDA)    fold, then the backbone in float16, the predictors float32
 int8-dynamic    refused: it quantises Linear layers, and this network has none
 =============== ===================================================================
+
+``+channels_last`` stores the convolutions' weights (and the images) channels-last: on the CPU it pays in
+every precision for this network of depthwise and 1x1 convolutions. ``+compiled`` (CPU) has the detector
+compile frames to boxes with Inductor (``detector.py``), weights frozen into the graph: convolutions
+fused with their ReLU6, padding and bias, the resize and the decoding fused into a few loops. The network
+of ``bf16+channels_last`` alone went from 8.6 to 5.6 ms a frame here (an AVX512-BF16 EPYC). It compiles
+on the first frame of a size (once for one frame, once for batches), seconds each on two cores, and needs
+Inductor's C++ compiler (g++) as int8-static does.
 """
 
 from __future__ import annotations
@@ -168,8 +176,11 @@ def apply_precision(
         net.backbone = CastBackbone(net.backbone, torch.float16)  # type: ignore[assignment]
     if precision.channels_last:
         net.to(memory_format=torch.channels_last)
+    model: nn.Module = net
     if scheme == "fp16":
-        return HalfNet(net).eval()
+        model = HalfNet(net)
     if scheme == "autocast":
-        return AutocastNet(net, device).eval()
-    return net.eval()
+        model = AutocastNet(net, device)
+    if precision.compiled:  # the detector compiles (detector.py): frames to boxes, not the network alone
+        pt2e.check_compiler()
+    return model.eval()

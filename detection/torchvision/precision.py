@@ -144,6 +144,11 @@ def apply_precision(
     ``force`` runs a scheme this device would run slower than float32."""
     precision.check_device(device.type)
     precision.check_calibration(calibration)
+    if precision.compiled:
+        raise PrecisionError(
+            "+compiled is ssdlite-people's; torchvision's detectors run eager (bench/heads.py: compiling the RPN "
+            "head did not pay)"
+        )
     if precision.scheme == "bf16":
         check_bf16(device, force)
     scheme = precision.scheme

@@ -24,6 +24,7 @@ from detectord.detection.devices import cpu_description
 from detectord.detection.errors import PrecisionError
 from detectord.detection.main_person import MainPersonTracker
 from detectord.detection.registry import DetectorOptions, family, load
+from detectord.detection.schemes import Precision
 from detectord.detection.types import Detections, FrameDetector, MainPerson, MainPersonConfig
 
 from .evaluation import feature_error, fidelity_map, main_person_iou, people_found
@@ -61,11 +62,18 @@ class SchemeResult:
     refused: str | None = None
 
 
-def schemes_for(device: torch.device) -> list[str]:
-    """The schemes worth measuring here: those the device runs; bfloat16 ones (bf16, and autocast on a CPU)
-    only where the device computes in bfloat16."""
+COMPILED_SCHEMES = ("fp32-fused+channels_last+compiled", "bf16+channels_last+compiled")
+"""What families that compile (``Family.compiles``) add on the CPU."""
+
+
+def schemes_for(device: torch.device, name: str = "") -> list[str]:
+    """The schemes worth measuring here for detector ``name``: those the device runs; bfloat16 ones (bf16, and
+    autocast on a CPU) only where the device computes in bfloat16."""
     schemes = []
-    for scheme in CUDA_SCHEMES if device.type == "cuda" else CPU_SCHEMES:
+    candidates = CUDA_SCHEMES if device.type == "cuda" else CPU_SCHEMES
+    if device.type == "cpu" and name and family(name).compiles:
+        candidates = (*candidates, *COMPILED_SCHEMES)
+    for scheme in candidates:
         if scheme.startswith("bf16") or (scheme.startswith("autocast") and device.type == "cpu"):
             try:
                 check_bf16(device, force=False)
@@ -142,7 +150,8 @@ def measure(
             result.feature_error, result.fidelity_map, result.main_person_iou = 0.0, 1.0, 1.0
             result.people_found = 1.0
         else:
-            result.feature_error = feature_error(reference, detector, frames[:FEATURE_FRAMES])
+            if not Precision.parse(scheme).compiled:  # a compiled graph has no backbone to hook
+                result.feature_error = feature_error(reference, detector, frames[:FEATURE_FRAMES])
             result.fidelity_map = fidelity_map(reference_frames, found)
             result.main_person_iou = main_person_iou(
                 main_persons(reference_frames, main_threshold), main_persons(found, main_threshold)

@@ -34,3 +34,16 @@ def test_the_reference_bench_matches_box_for_box_and_counts_what_is_left() -> No
     assert ssdlite_reference.compare(graph, shifted, 0.3)[:4] == (2, 0, 2, 2)
     rescored = (graph[0], graph[1] - np.array([0.0, 0.05]))
     assert ssdlite_reference.compare(graph, rescored, 0.3)[:4] == (2, 1, 2, 1)
+
+
+def test_the_regions_bench_compares_whole_frames_with_regions_on_moving_frames(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import ssdlite_regions
+
+    out = tmp_path / "regions.json"
+    ssdlite_regions.main(ssdlite_regions.get_args_parser().parse_args(["--frames", "30", "--json", str(out)]))
+    assert "| whole frame | 1.00 |" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["frames"] == 30 and data["region_frames"] >= 10 and data["looks"] >= data["region_frames"]
+    assert data["whole"] > 0 and data["regions"] > 0

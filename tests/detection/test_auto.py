@@ -90,11 +90,11 @@ def test_ssdlite_people_prefers_bfloat16_to_a_calibration_and_channels_last_ever
     from detectord.detection.auto import choose_ssdlite_precision
 
     zen4 = DeviceFeatures("cpu", parse_cpuinfo(ZEN4)[1])
-    assert choose_ssdlite_precision(zen4, CALIBRATION).precision == "bf16+channels_last"
+    assert choose_ssdlite_precision(zen4, CALIBRATION).precision == "bf16+channels_last+compiled"
     vnni = DeviceFeatures("cpu", parse_cpuinfo(VNNI)[1])
     assert choose_ssdlite_precision(vnni, CALIBRATION).precision == "int8-static"
-    assert choose_ssdlite_precision(vnni).precision == "fp32-fused+channels_last"
+    assert choose_ssdlite_precision(vnni).precision == "fp32-fused+channels_last+compiled"
     avx2 = DeviceFeatures("cpu", parse_cpuinfo(AVX2_ONLY)[1])
-    assert choose_ssdlite_precision(avx2, CALIBRATION).precision == "fp32-fused+channels_last"
+    assert choose_ssdlite_precision(avx2, CALIBRATION).precision == "fp32-fused+channels_last+compiled"
     cuda = DeviceFeatures("cuda", cuda_capability=(9, 0))
     assert choose_ssdlite_precision(cuda).precision == "fp16"

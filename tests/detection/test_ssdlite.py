@@ -13,7 +13,15 @@ import cv2
 import numpy as np
 import pytest
 
-from detectord.detection import PERSON, DetectorOptions, ModelOptionError, PrecisionError, check_options, load
+from detectord.detection import (
+    PERSON,
+    DetectorOptions,
+    ModelOptionError,
+    Precision,
+    PrecisionError,
+    check_options,
+    load,
+)
 from detectord.detection.registry import calibrate
 from detectord.detection.ssdlite import INSTALL, NAME, graph_file, package_graph
 from detectord.detection.ssdlite.graphdef import GraphError, _graph_message, parse_graph, read_graph
@@ -22,7 +30,10 @@ from detectord.detection.ssdlite.spec import read_spec
 FIXTURE = Path(__file__).with_name("data") / "ssdlite_reference.npz"
 PEDESTRIANS = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 SIZE = (427, 240)
-CPU_SCHEMES = ("fp32", "fp32-fused", "fp32-fused+channels_last", "bf16", "bf16+channels_last", "autocast")
+CPU_SCHEMES = (
+    "fp32", "fp32-fused", "fp32-fused+channels_last", "bf16", "bf16+channels_last", "autocast",
+    "fp32-fused+channels_last+compiled",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +140,30 @@ def test_int8_static_calibrated_on_the_video_keeps_the_contract(tmp_path: Path, 
     detector = load(DetectorOptions(name=NAME, precision="int8-static", calibration=path), SIZE)
     (found,) = detector([frames[0]])
     assert found.boxes.dtype == np.float32 and (found.scores >= 0.8).sum() == 2
+
+
+def test_compiled_is_refused_where_it_was_not_measured() -> None:
+    with pytest.raises(PrecisionError, match="compiled already"):
+        Precision.parse("int8-static+compiled").check_device("cpu")
+    with pytest.raises(PrecisionError, match="CPU only"):
+        Precision.parse("bf16+compiled").check_device("cuda")
+    with pytest.raises(PrecisionError, match="ssdlite-people's"):
+        load(
+            DetectorOptions(name="fasterrcnn_mobilenet_v3_large_320_fpn", weights="random", precision="fp32+compiled"),
+            SIZE,
+        )
+    assert Precision.parse("bf16+compiled+channels_last") == Precision.parse("bf16+channels_last+compiled")
+    assert Precision.parse("bf16+compiled+channels_last").name == "bf16+channels_last+compiled"
+
+
+def test_a_compiled_detector_gives_the_same_detections_for_another_frame_size(frames: list[np.ndarray]) -> None:
+    """Each frame size has a compiled function of its own: a graph never meets another size's resize."""
+    compiled = load(DetectorOptions(name=NAME, precision="fp32-fused+compiled"), SIZE)
+    eager = load(DetectorOptions(name=NAME, precision="fp32-fused"), SIZE)
+    for frame in (frames[0], cv2.resize(frames[0], (640, 360)), frames[1]):
+        (want,), (got,) = eager([frame]), compiled([frame])
+        np.testing.assert_allclose(got.scores, want.scores, atol=1e-3)
+        np.testing.assert_allclose(got.boxes, want.boxes, atol=0.5)
 
 
 def test_int8_dynamic_is_refused_in_one_line() -> None:
