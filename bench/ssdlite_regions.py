@@ -39,6 +39,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, default=PEDESTRIANS)
     parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument(
+        "--precision", default="fp32-fused+channels_last",
+        help="an eager scheme: a compiled one compiles again for every crop size",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path)
     return parser
 
@@ -58,7 +62,7 @@ def only_in(mine: np.ndarray, theirs: np.ndarray) -> int:
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     frames, fps = read_video(args.video, args.frames)
-    detector = load(DetectorOptions(name="ssdlite-people"), SIZE)
+    detector = load(DetectorOptions(name="ssdlite-people", precision=args.precision), SIZE)
     detector(frames[:1])
     motion = MotionDetector(MotionConfig(), SIZE)
     totals = {"frames": 0, "region_frames": 0, "looks": 0, "whole_ms": 0.0, "regions_ms": 0.0}

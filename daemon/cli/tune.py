@@ -36,17 +36,17 @@ def _cell(value: float | None, fmt: str) -> str:
 def format_results(results: list[SchemeResult]) -> str:
     fp32 = results[0].p50_ms or 1.0
     lines = [
-        "| scheme | p50 ms | speed-up | best fps (batch) | feature error | fidelity mAP | main IoU |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| scheme | p50 ms | speed-up | best fps (batch) | feature error | fidelity mAP | main IoU | people found |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         if r.refused:
-            lines.append(f"| {r.precision} | {r.refused} | | | | | |")
+            lines.append(f"| {r.precision} | {r.refused} | | | | | | |")
             continue
         lines.append(
             f"| {r.precision} | {_cell(r.p50_ms, '.1f')} | {fp32 / (r.p50_ms or fp32):.2f}x | "
             f"{_cell(r.best_fps, '.2f')} ({r.best_batch}) | {_cell(r.feature_error, '.2%')} | "
-            f"{_cell(r.fidelity_map, '.3f')} | {_cell(r.main_person_iou, '.3f')} |"
+            f"{_cell(r.fidelity_map, '.3f')} | {_cell(r.main_person_iou, '.3f')} | {_cell(r.people_found, '.1%')} |"
         )
     return "\n".join(lines)
 

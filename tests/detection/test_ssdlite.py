@@ -166,6 +166,18 @@ def test_a_compiled_detector_gives_the_same_detections_for_another_frame_size(fr
         np.testing.assert_allclose(got.boxes, want.boxes, atol=0.5)
 
 
+def test_two_compiled_detectors_in_one_process_each_run_their_own_graph(frames: list[np.ndarray]) -> None:
+    """Dynamo caches compiled graphs by the code they come from, which every detector shares: with its module
+    guards skipped, a bf16 detector loaded after a float32 one ran the float32 graph (and scored 1.000 against
+    fp32 in bench/ssdlite_schemes.py)."""
+    runs = {}
+    for precision in ("fp32-fused+channels_last+compiled", "bf16+channels_last+compiled", "bf16+channels_last"):
+        detector = load(DetectorOptions(name=NAME, precision=precision, force_precision=True), SIZE)
+        runs[precision] = detector.raw([frames[1]])[0][1].numpy()[:5]  # type: ignore[attr-defined]
+    np.testing.assert_allclose(runs["bf16+channels_last+compiled"], runs["bf16+channels_last"], atol=0.02)
+    assert not np.allclose(runs["bf16+channels_last+compiled"], runs["fp32-fused+channels_last+compiled"], atol=1e-4)
+
+
 def test_int8_dynamic_is_refused_in_one_line() -> None:
     with pytest.raises(PrecisionError, match="all convolutions"):
         load(DetectorOptions(name=NAME, precision="int8-dynamic"), SIZE)
@@ -215,3 +227,23 @@ def test_random_weights_and_other_profiles_are_refused() -> None:
         check_options(DetectorOptions(name=NAME, weights="random"))
     with pytest.raises(ModelOptionError, match="own input size"):
         check_options(DetectorOptions(name=NAME, profile="native"))
+
+
+def test_analyze_without_the_package_says_how_to_install_it_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import detectord.detection.ssdlite as backend\n"
+        "backend.package_graph = lambda: None\n"
+        "from detectord.daemon.cli.main import entry_point\n"
+        f"sys.argv = ['detectord', 'analyze', {str(PEDESTRIANS)!r}, '--model', 'ssdlite-people', "
+        f"'--out', {str(tmp_path / 'out.jsonl')!r}]\n"
+        "entry_point()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert INSTALL in line and "Traceback" not in done.stderr
+    assert not (tmp_path / "out.jsonl").exists()

@@ -76,3 +76,17 @@ def test_tune_refuses_a_detector_with_one_precision_in_one_line() -> None:
     done = detectord("tune", "clip.mp4", "--model", "hog-people")
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "hog-people runs in one precision only" in done.stderr
+
+
+def test_tune_of_ssdlite_people_decides_by_real_fidelity(tmp_path: Path) -> None:
+    """A trained network: the recommendation rests on the fidelity of real detections, not feature error."""
+    out = tmp_path / "tune.toml"
+    video = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+    done = detectord(
+        "tune", video, "--model", "ssdlite-people", "--frames", "4", "--schemes", "fp32-fused", "--out", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "the fastest scheme with fidelity mAP >= 0.95" in done.stdout and "untrained" not in done.stdout
+    assert "| fp32-fused |" in done.stdout
+    assert "people found |" in done.stdout
+    assert 'precision = "fp32' in out.read_text()
