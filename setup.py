@@ -54,6 +54,7 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.3",
+            "hypothesis>=6.100",
             "ruff==0.17.5",
             "mypy==2.4.1",
             "types-psutil==7.2.2.20261111",

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .geometry import polygon_problem
+
 WORK_HEIGHT = 120
 """Rows of the grey picture motion is computed on (a 427x240 frame: 213x120)."""
 REFERENCE_AREA = 427 * 240
@@ -80,6 +82,9 @@ class MotionConfig:
                     raise ValueError(f"motion.mask: every point is [x, y], got {list(point)}")
                 if self.normalized and not all(0.0 <= v <= 1.0 for v in point):
                     raise ValueError(f"motion.mask: normalized points lie in 0..1, got {list(point)}")
+            problem = polygon_problem(polygon)
+            if problem:
+                raise ValueError(f"motion.mask: the polygon {[list(p) for p in polygon]} {problem}")
 
     def mask_in(self, frame_size: tuple[int, int]) -> list[list[tuple[float, float]]]:
         """The mask's polygons in pixels of frames of ``frame_size`` (width, height); ValueError if a point

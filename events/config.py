@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from detectord.contract.names import check_name
+from detectord.detection.geometry import polygon_problem
 
 
 @dataclass(frozen=True)
@@ -112,3 +113,6 @@ class ZoneConfig:
                 raise ValueError(f"zone {self.name!r}: every point is [x, y], got {list(point)}")
             if self.normalized and not all(0.0 <= v <= 1.0 for v in point):
                 raise ValueError(f"zone {self.name!r}: normalized points lie in 0..1, got {list(point)}")
+        problem = polygon_problem(self.points)
+        if problem:
+            raise ValueError(f"zone {self.name!r}: the polygon {[list(p) for p in self.points]} {problem}")

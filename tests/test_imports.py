@@ -33,6 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     "ipc": set(),
     "detection": set(),
     "events": {
+        "detectord.detection.geometry",
         "detectord.detection.tracking",
         "detectord.detection.types",
         "detectord.contract.names",

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import stat
 import tomllib
 import types
 import typing
@@ -28,13 +30,51 @@ UTF8_BOM = b"\xef\xbb\xbf"
 """What some editors (Windows Notepad) put before UTF-8 text; TOML has no use for it, so it is skipped."""
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A configuration file is kilobytes; more is not one (and is never read whole)."""
+MAX_DEPTH = 32
+"""Tables and arrays nested deeper than this are no configuration of detectord's (its deepest, a zone's
+points, is four)."""
+
+
+def _depth_exceeds(data: Any, limit: int) -> bool:
+    """Whether ``data`` nests tables or arrays more than ``limit`` deep (walked without recursion)."""
+    pending = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                pending.append((child, depth + 1))
+    return False
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``MAX_CONFIG_BYTES``: a FIFO, a device or a
+    socket would block or never end, so it is refused before a byte is read (opened without blocking)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(descriptor, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{path} is not a regular file (a FIFO, a device or a socket); give a TOML file")
+        data = f.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES // 1024} KiB: not a configuration file")
+    return data
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as f:
-            text = f.read().removeprefix(UTF8_BOM).decode("utf-8")
-        return tomllib.loads(text)
+        text = _read_regular(path).removeprefix(UTF8_BOM).decode("utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"no such config file: {path}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: tables or arrays nested too deeply to read") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except UnicodeDecodeError:
@@ -43,6 +83,9 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is a directory, not a configuration file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    if _depth_exceeds(data, MAX_DEPTH):
+        raise ConfigError(f"{path}: tables or arrays nested more than {MAX_DEPTH} deep; not a configuration")
+    return data
 
 
 def read_tomls(
