@@ -13,14 +13,14 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from detectord.detection.motion import MotionConfig
 
 from .cli.progress import Progress
 from .config import AnalyzeConfig
-from .output_files import StagedFile
+from .output_files import FAILED, INTERRUPTED, StagedFile
 from .pipeline.job import POLL_S, Job, run_job
 from .pipeline.ringset import RingSet
 from .pipeline.signals import stop_signals
@@ -57,6 +57,8 @@ class AnalysisSummary:
     interrupted: bool
     precision: str = ""
     """The precision scheme the model ran at (what ``auto`` chose); empty if it never loaded."""
+    kept: tuple[Path, ...] = ()
+    """Where an interrupted run's lines (and annotated video) are: ``OUT.partial``, the output as it was."""
 
     @property
     def partial(self) -> bool:
@@ -70,9 +72,10 @@ class AnalysisSummary:
     def line(self) -> str:
         stages = ", ".join(f"{name} {ms:.1f} ms" for name, ms in self.stage_ms.items())
         head = "interrupted after" if self.interrupted else "analysed"
+        kept = f"; what it wrote is in {', '.join(map(str, self.kept))}" if self.kept else ""
         return (
             f"{head} {self.frames} frames in {self.wall_s:.1f} s ({self.fps:.2f} fps after "
-            f"{self.wall_s - self.processing_s:.1f} s of start-up); mean per frame: {stages}"
+            f"{self.wall_s - self.processing_s:.1f} s of start-up); mean per frame: {stages}{kept}"
         )
 
 
@@ -208,6 +211,9 @@ def analyze(
     writes every result already computed, and every line written is kept;
     without ``keep_incomplete`` (an archive run, which does the video again
     next time) nothing of an interrupted or failed run reaches the targets.
+    Only a run that finished replaces a target: an interrupted one leaves its
+    lines in ``OUT.partial``, a failed one in ``OUT.failed`` (whole lines
+    only), and the targets as they were (``output_files.py``).
     """
     config.model.check_runnable()
     video = probe_video(config.video)
@@ -221,25 +227,31 @@ def analyze(
             run_job(job, interrupt)
         summary = job.summary()
     except BaseException as exc:
-        kept = out.salvage() if keep_incomplete else None
+        kept = out.keep_beside(FAILED) if keep_incomplete else None
         if not keep_incomplete:
             out.discard()
-        if annotated is not None:
+        if annotated is not None and keep_incomplete:
+            annotated.keep_beside(FAILED, whole_lines=False)
+        elif annotated is not None:
             annotated.discard()
         if isinstance(exc, AnalysisFailed):
             where = f"the lines written are in {kept}" if kept else "no line was written"
-            if config.out.exists() and kept != config.out:
+            if config.out.exists():
                 where += f"; {config.out} is as it was"
             raise AnalysisFailed(f"{exc}; {where}") from None
         raise
-    for staged in (out, annotated):
+    kept_files: list[Path] = []
+    for staged, lines in ((out, True), (annotated, False)):
         if staged is None:
             continue
-        if summary.interrupted and not keep_incomplete:
-            staged.discard()
-        else:
+        if not summary.interrupted:
             staged.commit()
-    return summary
+        elif keep_incomplete:
+            beside = staged.keep_beside(INTERRUPTED, whole_lines=lines)
+            kept_files += [beside] if beside is not None else []
+        else:
+            staged.discard()
+    return replace(summary, kept=tuple(kept_files))
 
 
 def _draw(bar: Progress, reports: dict[str, StageReport], since: float) -> None:

@@ -107,7 +107,7 @@ def test_the_real_faster_rcnn_runs_end_to_end_from_the_command_line(tmp_path: Pa
     assert (boxes[:, [1, 3]] >= 0).all() and (boxes[:, [1, 3]] <= 240).all()
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_every_line_written(tmp_path: Path) -> None:
+def test_ctrl_c_stops_cleanly_and_keeps_every_line_written_beside_the_output(tmp_path: Path) -> None:
     clip = write_video(tmp_path / "clip.mp4", frames=200)
     out = tmp_path / "out.jsonl"
     proc = subprocess.Popen(
@@ -122,12 +122,83 @@ def test_ctrl_c_stops_cleanly_and_keeps_every_line_written(tmp_path: Path) -> No
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
-    assert stdout.startswith("interrupted after ")
-    lines = _lines(out)
+    assert stdout.startswith("interrupted after ") and f"what it wrote is in {out}.partial" in stdout
+    lines = _lines(out.with_name(out.name + ".partial"))
     assert 2 <= len(lines) < 200
     assert [line["frame"] for line in lines] == list(range(len(lines)))
+    assert not out.exists(), "an interrupted run makes no output under the output's name"
     assert leftover_segments(proc.pid) == []
-    assert _being_written(out) == 0, "the staged file became the output"
+    assert _being_written(out) == 0, "the staged file became the partial"
+
+
+PEDESTRIANS = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+
+
+def _interrupted(out: Path, signum: int, umask: int = 0o022) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.Popen(
+        [*DETECTORD, "analyze", PEDESTRIANS, "--out", str(out), "--model", "hog-people"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        umask=umask,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and _being_written(out) < 3:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signum)
+    stdout, stderr = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_run_leaves_the_output_you_had_byte_for_byte_and_mode_for_mode(
+    tmp_path: Path, signum: int
+) -> None:
+    """#35: Ctrl-C used to replace keep.jsonl with the interrupted run's lines, and with mode 0600."""
+    out = tmp_path / "keep.jsonl"
+    out.write_bytes(b"old\n")
+    out.chmod(0o644)
+    done = _interrupted(out, signum)
+    assert done.returncode == 130, done.stderr
+    assert out.read_bytes() == b"old\n" and (out.stat().st_mode & 0o777) == 0o644
+    partial = out.with_name("keep.jsonl.partial")
+    assert partial.read_bytes().endswith(b"\n") and (partial.stat().st_mode & 0o777) == 0o644
+    lines = _lines(partial)
+    assert len(lines) >= 3 and [line["frame"] for line in lines] == list(range(len(lines)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.jsonl", "keep.jsonl.partial"]
+
+
+def test_a_finished_run_gives_a_new_output_the_umasks_mode(tmp_path: Path) -> None:
+    clip = write_video(tmp_path / "clip.mp4", frames=6)
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run(
+        [*DETECTORD, "analyze", str(clip.path), "--out", str(out), "--model", "hog-people"],
+        capture_output=True, text=True, check=False, timeout=120, umask=0o027,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (out.stat().st_mode & 0o777) == 0o640, "mkstemp's 0600 is not what open() would have given"
+
+
+def test_a_full_disk_without_an_earlier_output_leaves_whole_lines_in_out_failed(tmp_path: Path) -> None:
+    """#35: a 64 KiB tmpfs used to leave o.jsonl, exactly 65,536 bytes with its last line cut."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]
+    mounted = subprocess.run(mount, check=False, capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        out = disk / "o.jsonl"
+        done = subprocess.run(
+            [*DETECTORD, "analyze", PEDESTRIANS, "--out", str(out), "--model", "hog-people"],
+            capture_output=True, text=True, check=False, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        assert "No space left on device" in done.stderr and f"the lines written are in {out}.failed" in done.stderr
+        assert not out.exists()
+        failed = out.with_name("o.jsonl.failed")
+        assert failed.read_bytes().endswith(b"\n")
+        assert [line["frame"] for line in _lines(failed)] == list(range(len(_lines(failed))))
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
 
 
 def _error(args: list[str]) -> tuple[int, str]:
