@@ -191,7 +191,7 @@ class Ring(Generic[RefT]):
             ring = cls(shm, handle, layout, meta, owner=True)
         except BaseException:
             shm.close()
-            shm.unlink()
+            segment.unlink(shm)
             raise
         for i in range(len(ring.words)):
             ring.words[i] = 0
@@ -240,7 +240,7 @@ class Ring(Generic[RefT]):
             log.debug("ring %s: views still held at close; the mapping goes with the process", self.name)
         if self._owner:
             try:
-                self._shm.unlink()
+                segment.unlink(self._shm)
             except FileNotFoundError:
                 log.warning("ring %s was already unlinked", self.name)
 

@@ -17,7 +17,7 @@ import mmap
 import os
 import re
 import sys
-from multiprocessing import shared_memory
+from multiprocessing import resource_tracker, shared_memory
 
 import psutil
 
@@ -53,8 +53,24 @@ def segment_name(instance: str, purpose: str) -> str:
 
 
 def create(name: str, size: int) -> shared_memory.SharedMemory:
-    """Create a new segment; raises FileExistsError if the name is taken."""
-    return shared_memory.SharedMemory(name=name, create=True, size=size)
+    """Create a new segment, untracked; raises FileExistsError if the name is taken.
+
+    The owner unlinks its segments on every exit path, and a segment left by a killed owner is reclaimed
+    by the next start (``reclaim.py``), which knows whether anyone still uses it. Multiprocessing's
+    resource tracker would otherwise unlink them itself when the owner is SIGKILLed, with a "leaked
+    shared_memory objects" warning in the daemon's log, pulling them from under stages still attached.
+    """
+    if sys.version_info >= (3, 13):
+        return shared_memory.SharedMemory(name=name, create=True, size=size, track=False)
+    shm = shared_memory.SharedMemory(name=name, create=True, size=size)
+    resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
+    return shm
+
+
+def unlink(shm: shared_memory.SharedMemory) -> None:
+    """The owner removes a segment it created (untracked: ``SharedMemory.unlink`` would tell the tracker of a
+    segment it never heard of, which it reports as an error)."""
+    _posixshmem.shm_unlink("/" + shm.name)
 
 
 if sys.version_info >= (3, 13):

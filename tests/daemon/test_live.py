@@ -418,3 +418,41 @@ def test_a_password_in_a_configuration_every_user_can_read_is_warned_about(tmp_p
     config.chmod(0o640)
     done = subprocess.run(check, capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode == 0 and "every user can read" not in done.stderr
+
+
+def _group_gone(pgid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for process in psutil.process_iter():
+            try:
+                if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(process.pid)
+            except (ProcessLookupError, psutil.NoSuchProcess):
+                continue
+        if not alive:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_sigkill_of_the_supervisor_alone_leaves_its_segments_to_the_next_start_and_no_tracker_warning(
+    tmp_path: Path, broker: Mosquitto, subscriber: Subscriber
+) -> None:
+    """#35: multiprocessing's resource tracker outlived a SIGKILLed supervisor, unlinked its rings itself and
+    logged "leaked shared_memory objects"; detectord owns that cleanup: the next start reclaims them."""
+    daemon = Running(tmp_path, broker.port)
+    assert subscriber.wait_for(lambda: _last(subscriber, daemon.topic("status")) == b"online")
+    os.kill(daemon.process.pid, signal.SIGKILL)
+    daemon.process.wait(timeout=10)
+    assert _group_gone(daemon.process.pid, 30), "the stages and the tracker die with the supervisor"
+    assert "leaked shared_memory" not in daemon.log.read_text()
+    assert daemon.segments(), "the killed supervisor's rings wait for the next start"
+    before = len(subscriber.on("/frame"))
+    again = Running(tmp_path, broker.port, camera=daemon.camera)
+    try:
+        assert subscriber.wait_for(lambda: len(subscriber.on("/frame")) >= before + 2), again.log.read_text()
+    finally:
+        again.stop()
+    assert "reclaiming stale shared-memory segment" in again.log.read_text()
+    assert again.segments() == [] and "leaked" not in again.log.read_text()
