@@ -59,14 +59,7 @@ def graph_file(weights: str) -> Path:
 
 def check(options: DetectorOptions) -> None:
     """The graph is there and is one this port reads (its pre- and post-processing are read, torch-free)."""
-    if options.weights == "random":
-        raise ModelOptionError(
-            "weights", f"{NAME} is a trained graph; there is no random version of it (use 'default' or a .pb file)"
-        )
-    if options.weights != "default" and not Path(options.weights).is_file():
-        raise ModelOptionError("weights", f"no such graph file {options.weights!r} (or use 'default')")
-    if options.profile != "default":
-        raise ModelOptionError("profile", f"{NAME} runs at its graph's own input size; leave profile at 'default'")
+    _check_settings(options)
     from .graphdef import read_graph
     from .spec import read_spec
 
@@ -76,8 +69,20 @@ def check(options: DetectorOptions) -> None:
         raise ModelOptionError("weights", str(exc)) from None
 
 
+def _check_settings(options: DetectorOptions) -> None:
+    if options.weights == "random":
+        raise ModelOptionError(
+            "weights", f"{NAME} is a trained graph; there is no random version of it (use 'default' or a .pb file)"
+        )
+    if options.weights != "default" and not Path(options.weights).is_file():
+        raise ModelOptionError("weights", f"no such graph file {options.weights!r} (or use 'default')")
+    if options.profile != "default":
+        raise ModelOptionError("profile", f"{NAME} runs at its graph's own input size; leave profile at 'default'")
+
+
 def load(options: DetectorOptions, frame_size: tuple[int, int]) -> FrameDetector:
-    check(options)
+    """The detector; the graph is read once, by the loader (which refuses a bad one as ``check`` does)."""
+    _check_settings(options)
     import torch
 
     from .models import load_detector

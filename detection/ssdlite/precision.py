@@ -43,11 +43,9 @@ from detectord.detection.schemes import Precision
 from detectord.detection.torchvision import pt2e
 from detectord.detection.torchvision.precision import check_bf16
 from detectord.detection.torchvision.quantization import (
-    ARTIFACT_FORMAT,
-    ARTIFACT_VERSION,
-    FLOW,
     check_artifact,
     converted_backbone,
+    make_artifact,
     weights_fingerprint,
 )
 
@@ -124,17 +122,8 @@ def calibrate(net: SSDLiteNet, images: Sequence[Tensor], provenance: dict[str, A
         for chunk in images:
             for start in range(0, chunk.shape[0], batch):
                 prepared(chunk[start : start + batch])
-    return {
-        "format": ARTIFACT_FORMAT,
-        "version": ARTIFACT_VERSION,
-        "flow": FLOW,
-        "reduce_range": reduce_range,
-        "weights_fingerprint": fingerprint,
-        "frames": sum(int(chunk.shape[0]) for chunk in images),
-        "torch": str(torch.__version__),
-        **provenance,
-        "observers": pt2e.observer_state(prepared),
-    }
+    frames = sum(int(chunk.shape[0]) for chunk in images)
+    return make_artifact(prepared, fingerprint, reduce_range, frames, provenance)
 
 
 def apply_precision(
@@ -157,7 +146,7 @@ def apply_precision(
         )
     if scheme == "bf16":
         check_bf16(device, force)
-    fingerprint = weights_fingerprint(net)
+    fingerprint = weights_fingerprint(net) if scheme == "int8-static" else ""  # the float weights, before folding
     if scheme != "fp32":
         net.fold()
     if scheme == "int8-static":

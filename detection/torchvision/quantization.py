@@ -104,13 +104,20 @@ def calibrate(
     reduce_range = not cpu_has_vnni()
     prepared = pt2e.prepare(model, reduce_range)
     observe(model, prepared, frames, batch)
+    return make_artifact(prepared, fingerprint, reduce_range, len(frames), provenance)
+
+
+def make_artifact(
+    prepared: fx.GraphModule, fingerprint: str, reduce_range: bool, frames: int, provenance: dict[str, Any]
+) -> dict[str, Any]:
+    """The calibration artifact: what ``prepared``'s observers saw, and what it was made from."""
     return {
         "format": ARTIFACT_FORMAT,
         "version": ARTIFACT_VERSION,
         "flow": FLOW,
         "reduce_range": reduce_range,
         "weights_fingerprint": fingerprint,
-        "frames": len(frames),
+        "frames": frames,
         "torch": str(torch.__version__),
         **provenance,
         "observers": pt2e.observer_state(prepared),
