@@ -133,14 +133,21 @@ def test_status_goes_offline_by_the_will_after_sigkill_and_the_next_start_reclai
     daemon.stop(signal.SIGKILL)
     assert subscriber.wait_for(lambda: _last(subscriber, daemon.topic("status")) == b"offline", 15)
     assert daemon.segments(), "SIGKILL of the whole group leaves the segments behind"
+    again = _next_start_reclaims(tmp_path, broker, subscriber, daemon)
+    assert again.segments() == []
+
+
+def _next_start_reclaims(tmp_path: Path, broker: Mosquitto, subscriber: Subscriber, killed: Running) -> Running:
+    """A daemon of ``killed``'s camera started after it, stopped once it published two frames of its own; its
+    log says it reclaimed the segments ``killed`` left."""
     before = len(subscriber.on("/frame"))
-    again = Running(tmp_path, broker.port, camera=daemon.camera)
+    again = Running(tmp_path, broker.port, camera=killed.camera)
     try:
         assert subscriber.wait_for(lambda: len(subscriber.on("/frame")) >= before + 2), again.log.read_text()
     finally:
         again.stop()
     assert "reclaiming stale shared-memory segment" in again.log.read_text()
-    assert again.segments() == []
+    return again
 
 
 def test_publishing_resumes_after_the_broker_restarts(tmp_path: Path, broker: Mosquitto) -> None:
@@ -448,11 +455,5 @@ def test_sigkill_of_the_supervisor_alone_leaves_its_segments_to_the_next_start_a
     assert _group_gone(daemon.process.pid, 30), "the stages and the tracker die with the supervisor"
     assert "leaked shared_memory" not in daemon.log.read_text()
     assert daemon.segments(), "the killed supervisor's rings wait for the next start"
-    before = len(subscriber.on("/frame"))
-    again = Running(tmp_path, broker.port, camera=daemon.camera)
-    try:
-        assert subscriber.wait_for(lambda: len(subscriber.on("/frame")) >= before + 2), again.log.read_text()
-    finally:
-        again.stop()
-    assert "reclaiming stale shared-memory segment" in again.log.read_text()
+    again = _next_start_reclaims(tmp_path, broker, subscriber, daemon)
     assert again.segments() == [] and "leaked" not in again.log.read_text()
